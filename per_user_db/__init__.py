@@ -1,0 +1,92 @@
+"""per-user-db: one SQLite database per user on Turso (libSQL).
+
+The public surface, all importable from ``per_user_db``:
+
+Results
+    :class:`Ok`, :class:`Err`, :data:`Result`, :class:`UnwrapError` — every fallible
+    operation returns ``Ok(value)`` or ``Err(error)``; ``.unwrap()`` raises
+    :class:`UnwrapError` for callers who prefer exceptions.
+
+Names
+    :func:`database_name` — the deterministic Turso database name of a user id, and its
+    input errors (:class:`DatabaseNameError` and subclasses, all ``ValueError``).
+
+Migrations
+    :func:`load_migrations` reads a drizzle-kit folder into a :class:`MigrationSet` of
+    :class:`Migration`; :func:`plan` compares the version table's rows with it and
+    returns a :class:`Plan` or a :data:`PlanError` (:class:`Drift`,
+    :class:`DatabaseAhead`, :class:`OutOfOrder`, :class:`InvalidVersionRow`). Problems
+    with the files raise :class:`MigrationFileError` subclasses.
+"""
+
+from __future__ import annotations
+
+from ._migration_files import load_migrations, migrations_from_texts
+from .core._migrations import (
+    DuplicateTag,
+    JournalError,
+    Migration,
+    MigrationFileError,
+    MigrationSet,
+    MissingMigrationFile,
+    NonIncreasingWhen,
+    StatementError,
+    UnlistedMigrationFile,
+)
+from .core._names import (
+    DatabaseNameError,
+    InvalidAppEnv,
+    InvalidNameSecret,
+    InvalidPrefix,
+    InvalidUserId,
+    NameTooLong,
+    database_name,
+)
+from .core._planner import (
+    AppliedRow,
+    DatabaseAhead,
+    Drift,
+    DriftedMigration,
+    InvalidVersionRow,
+    OutOfOrder,
+    Plan,
+    PlanError,
+    plan,
+)
+from .core._result import Err, Ok, Result, UnwrapError
+
+__all__ = [
+    "AppliedRow",
+    "DatabaseAhead",
+    "DatabaseNameError",
+    "Drift",
+    "DriftedMigration",
+    "DuplicateTag",
+    "Err",
+    "InvalidAppEnv",
+    "InvalidNameSecret",
+    "InvalidPrefix",
+    "InvalidUserId",
+    "InvalidVersionRow",
+    "JournalError",
+    "Migration",
+    "MigrationFileError",
+    "MigrationSet",
+    "MissingMigrationFile",
+    "NameTooLong",
+    "NonIncreasingWhen",
+    "Ok",
+    "OutOfOrder",
+    "Plan",
+    "PlanError",
+    "Result",
+    "StatementError",
+    "UnlistedMigrationFile",
+    "UnwrapError",
+    "database_name",
+    "load_migrations",
+    "migrations_from_texts",
+    "plan",
+]
+
+__version__ = "0.1.0"

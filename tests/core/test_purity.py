@@ -1,0 +1,65 @@
+"""The core is pure: importing it loads no I/O module, and its code reads no clock or env."""
+
+from __future__ import annotations
+
+import ast
+import json
+import pkgutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import per_user_db.core
+
+CORE = Path(per_user_db.core.__file__).parent
+MODULES = sorted(f"per_user_db.core.{m.name}" for m in pkgutil.iter_modules([str(CORE)]))
+FORBIDDEN_MODULES = {"asyncio", "aiohttp", "sqlite3", "socket", "threading", "sqlglot", "anyio"}
+# Names whose use means reading the clock, the environment or the file system.
+FORBIDDEN_CALLS = {
+    "now", "utcnow", "today", "time", "monotonic", "perf_counter", "getenv", "environ",
+    "open", "read_text", "read_bytes", "urandom",
+}  # fmt: skip
+
+
+def test_there_are_core_modules() -> None:
+    assert "per_user_db.core._planner" in MODULES
+    assert "per_user_db.core._names" in MODULES
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_importing_loads_no_io_module(module: str) -> None:
+    # The package __init__ is skipped: the shell is allowed I/O. Load the module by path.
+    probe = (
+        "import importlib.util, json, sys, types\n"
+        "pkg = types.ModuleType('per_user_db'); pkg.__path__ = []\n"
+        "sys.modules['per_user_db'] = pkg\n"
+        f"core = types.ModuleType('per_user_db.core'); core.__path__ = [{str(CORE)!r}]\n"
+        "sys.modules['per_user_db.core'] = core\n"
+        f"importlib.import_module({module!r})\n"
+        "print(json.dumps(sorted(sys.modules)))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    ).stdout
+    loaded = {name.split(".")[0] for name in json.loads(out)}
+    assert loaded & FORBIDDEN_MODULES == set()
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_source_reads_no_clock_environment_or_files(module: str) -> None:
+    path = CORE / f"{module.rsplit('.', 1)[1]}.py"
+    tree = ast.parse(path.read_text(), filename=str(path))
+    offenders = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and node.attr in FORBIDDEN_CALLS:
+            offenders.append(f"line {node.lineno}: .{node.attr}")
+        elif isinstance(node, ast.Name) and node.id in FORBIDDEN_CALLS:
+            offenders.append(f"line {node.lineno}: {node.id}")
+        elif isinstance(node, ast.Import | ast.ImportFrom):
+            names = [a.name for a in node.names]
+            root = (node.module if isinstance(node, ast.ImportFrom) else names[0]) or ""
+            if root.split(".")[0] in {"time", "os", "random", "secrets", "uuid"}:
+                offenders.append(f"line {node.lineno}: import {root}")
+    assert offenders == []
