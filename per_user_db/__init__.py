@@ -17,11 +17,22 @@ Migrations
     returns a :class:`Plan` or a :data:`PlanError` (:class:`Drift`,
     :class:`DatabaseAhead`, :class:`OutOfOrder`, :class:`InvalidVersionRow`). Problems
     with the files raise :class:`MigrationFileError` subclasses.
+
+Connections
+    :func:`open_database` returns ``Ok(Database)`` or ``Err(ConnectError)``. A
+    :class:`Database` is a ``libsql_client.Client`` (``execute``, atomic ``batch``,
+    ``transaction``) over Turso's HTTP protocol, a non-blocking local SQLite, or
+    libsql-client's WebSocket transport; its failures raise :class:`DatabaseError`, a
+    ``libsql_client.LibsqlError``.
 """
 
 from __future__ import annotations
 
+from ._database import Database, DatabaseTransaction
 from ._migration_files import load_migrations, migrations_from_texts
+from ._open import open_database
+from ._transport import DatabaseError
+from .core._errors import ConnectError, ConnectErrorCode
 from .core._migrations import (
     DuplicateTag,
     JournalError,
@@ -57,8 +68,13 @@ from .core._result import Err, Ok, Result, UnwrapError
 
 __all__ = [
     "AppliedRow",
+    "ConnectError",
+    "ConnectErrorCode",
+    "Database",
     "DatabaseAhead",
+    "DatabaseError",
     "DatabaseNameError",
+    "DatabaseTransaction",
     "Drift",
     "DriftedMigration",
     "DuplicateTag",
@@ -86,6 +102,7 @@ __all__ = [
     "database_name",
     "load_migrations",
     "migrations_from_texts",
+    "open_database",
     "plan",
 ]
 

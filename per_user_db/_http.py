@@ -1,0 +1,203 @@
+"""Turso's HTTP pipeline protocol (Hrana over HTTP) on aiohttp.
+
+One pooled ``aiohttp.ClientSession`` per database, a deadline on every request, the
+token only in the ``Authorization`` header. ``/v3/pipeline`` first; a 404 there is
+retried once on ``/v2/pipeline`` (a server that predates Hrana 3) and the answer is
+remembered. Nothing else is retried: a request that may have executed is never sent
+twice. Every aiohttp error becomes a :class:`DatabaseError` here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from typing import TYPE_CHECKING
+
+import aiohttp
+
+from ._transport import FOREIGN_KEYS_ON, DatabaseError
+from .core._errors import ConnectErrorCode, code_for_status
+from .core._hrana import (
+    CloseRequest,
+    PipelineResponse,
+    ProtocolError,
+    StreamError,
+    decode_pipeline_response,
+    encode_pipeline_request,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from .core._hrana import StreamRequest, StreamResult
+    from .core._urls import DatabaseUrl
+
+__all__ = ["HttpTransport"]
+
+_MAX_ERROR_TEXT = 300
+
+
+def _error_text(body: bytes) -> tuple[str, str | None]:
+    """The message (and in-band code, if any) of a non-200 body: JSON or plain text."""
+    text = body.decode("utf-8", "replace").strip()
+    try:
+        document = json.loads(text)
+    except ValueError:
+        return text[:_MAX_ERROR_TEXT] or "no message", None
+    if isinstance(document, dict):
+        message = document.get("error") or document.get("message")
+        code = document.get("code")
+        if isinstance(message, dict):  # {"error": {"message", "code"}}
+            code = message.get("code", code)
+            message = message.get("message")
+        return (
+            str(message)[:_MAX_ERROR_TEXT] if message else text[:_MAX_ERROR_TEXT],
+            str(code) if code else None,
+        )
+    return text[:_MAX_ERROR_TEXT], None
+
+
+class HttpTransport:
+    def __init__(
+        self,
+        url: DatabaseUrl,
+        auth_token: str | None,
+        *,
+        session: aiohttp.ClientSession,
+        timeout: float,
+        owns_session: bool = True,
+    ) -> None:
+        self._url = url
+        self._endpoint = url.endpoint.rstrip("/")
+        self._headers = {"Content-Type": "application/json"}
+        if auth_token:
+            self._headers["Authorization"] = f"Bearer {auth_token}"
+        self._session = session
+        self._owns_session = owns_session
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._version = "v3"
+        self.requests_sent = 0
+
+    def __repr__(self) -> str:
+        return f"<HttpTransport {self._url.display} {self._version}>"
+
+    @property
+    def supports_v3(self) -> bool:
+        return self._version == "v3"
+
+    async def _post(self, url: str, body: bytes) -> tuple[int, bytes, str | None]:
+        self.requests_sent += 1
+        try:
+            async with self._session.post(
+                url, data=body, headers=self._headers, timeout=self._timeout
+            ) as response:
+                return response.status, await response.read(), response.headers.get("Retry-After")
+        except TimeoutError:
+            raise DatabaseError.of(
+                ConnectErrorCode.TIMEOUT,
+                f"{self._url.display} did not answer within {self._timeout.total} s",
+            ) from None
+        except aiohttp.ClientError as exc:
+            raise DatabaseError.of(
+                ConnectErrorCode.NETWORK_ERROR,
+                f"cannot reach {self._url.display}: {type(exc).__name__}: {exc}",
+            ) from None
+
+    async def send_pipeline(
+        self, base: str, baton: str | None, requests: Sequence[StreamRequest]
+    ) -> PipelineResponse:
+        """POST one pipeline to the stream at ``base``; raises :class:`DatabaseError`."""
+        body = encode_pipeline_request(baton, requests)
+        version = self._version
+        status, payload, retry_after = await self._post(f"{base}/{version}/pipeline", body)
+        if status == 404 and version == "v3" and baton is None:
+            # A 404 means nothing ran: safe to ask the Hrana 2 endpoint once.
+            status_v2, payload_v2, retry_v2 = await self._post(f"{base}/v2/pipeline", body)
+            if status_v2 != 404:
+                self._version = "v2"
+                status, payload, retry_after = status_v2, payload_v2, retry_v2
+        if status != 200:
+            message, code = _error_text(payload)
+            hint = f" (retry after {retry_after})" if status == 429 and retry_after else ""
+            error_code = code or code_for_status(status).value
+            raise DatabaseError(
+                f"{self._url.display} answered HTTP {status}: {message}{hint}",
+                error_code,
+                status=status,
+            )
+        try:
+            return decode_pipeline_response(payload, requests=requests)
+        except ProtocolError as exc:
+            raise DatabaseError.of(
+                ConnectErrorCode.PROTOCOL_ERROR,
+                f"{self._url.display} sent a malformed pipeline response: {exc}",
+            ) from None
+
+    async def pipeline(self, requests: Sequence[StreamRequest]) -> tuple[StreamResult, ...]:
+        full = [FOREIGN_KEYS_ON, *requests, CloseRequest()]
+        response = await self.send_pipeline(self._endpoint, None, full)
+        first = response.results[0]
+        if isinstance(first, StreamError):
+            raise DatabaseError(f"PRAGMA foreign_keys failed: {first.error.message}", "SQL_ERROR")
+        return response.results[1:-1]
+
+    def stream(self) -> HttpStream:
+        return HttpStream(self, self._endpoint)
+
+    async def close(self) -> None:
+        if self._owns_session:
+            await self._session.close()
+
+
+class HttpStream:
+    """A stream kept between round trips by its baton (interactive transactions)."""
+
+    def __init__(self, transport: HttpTransport, base: str) -> None:
+        self._transport = transport
+        self._base = base
+        self._baton: str | None = None
+        self._started = False
+        self._closed = False
+        self._lock = asyncio.Lock()
+
+    async def send(self, requests: Sequence[StreamRequest]) -> tuple[StreamResult, ...]:
+        async with self._lock:
+            if self._closed:
+                raise DatabaseError("the stream is closed", "STREAM_CLOSED")
+            full = list(requests) if self._started else [FOREIGN_KEYS_ON, *requests]
+            try:
+                response = await self._transport.send_pipeline(self._base, self._baton, full)
+            except DatabaseError:
+                # What the server did is unknown: the stream cannot be trusted again.
+                self._closed = True
+                raise
+            self._baton = response.baton
+            if response.base_url:
+                self._base = response.base_url.rstrip("/")
+            if response.baton is None:
+                self._closed = True
+            results = response.results
+            if not self._started:
+                self._started = True
+                if isinstance(results[0], StreamError):
+                    raise DatabaseError(
+                        f"PRAGMA foreign_keys failed: {results[0].error.message}", "SQL_ERROR"
+                    )
+                results = results[1:]
+            return results
+
+    async def close(self) -> None:
+        async with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            if self._baton is None:
+                return
+            # If this fails the server expires the stream (and rolls it back) by itself.
+            with contextlib.suppress(DatabaseError):
+                await self._transport.send_pipeline(self._base, self._baton, [CloseRequest()])
+
+    def abandon(self) -> None:
+        self._closed = True
+        self._baton = None

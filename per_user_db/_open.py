@@ -1,0 +1,86 @@
+"""``open_database``: pick the transport for a URL and open it."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import aiohttp
+
+from ._database import Database
+from ._http import HttpTransport
+from ._local import LocalTransport
+from ._ws import WsTransport
+from .core._errors import ConnectError, ConnectErrorCode
+from .core._result import Err, Ok, Result
+from .core._urls import TransportKind, parse_database_url
+
+__all__ = ["DEFAULT_TIMEOUT", "open_database"]
+
+DEFAULT_TIMEOUT = 30.0
+DEFAULT_BUSY_TIMEOUT = 5.0
+
+
+async def open_database(
+    url: str,
+    auth_token: str | None = None,
+    *,
+    request_timeout: float = DEFAULT_TIMEOUT,
+    busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
+    allow_insecure: bool = False,
+    session: aiohttp.ClientSession | None = None,
+) -> Result[Database, ConnectError]:
+    """Open the database at ``url``; nothing is sent over the network yet.
+
+    ``libsql://``, ``https://`` and ``http://`` speak Turso's HTTP protocol (plain
+    ``http://`` only to loopback hosts unless ``allow_insecure``); ``file:`` URLs, paths
+    and ``:memory:`` open SQLite on a worker thread; ``ws://``/``wss://`` use
+    libsql-client's WebSocket transport. ``auth_token`` wins over an ``?authToken=`` in
+    the URL. ``request_timeout`` bounds every network request, ``busy_timeout`` how long SQLite
+    waits for a lock. Pass ``session`` to share one aiohttp session among databases (it
+    is then not closed with the database).
+    """
+    match parse_database_url(url):
+        case Err(invalid):
+            return Err(
+                ConnectError(
+                    code=ConnectErrorCode.INVALID_URL, url=invalid.url, message=invalid.reason
+                )
+            )
+        case Ok(parsed):
+            pass
+    if request_timeout <= 0 or busy_timeout < 0:
+        raise ValueError("request_timeout must be positive and busy_timeout not negative")
+    token = auth_token if auth_token is not None else parsed.auth_token
+    match parsed.transport:
+        case TransportKind.LOCAL:
+            try:
+                local = await LocalTransport.open(parsed, busy_timeout=busy_timeout)
+            except sqlite3.Error as exc:
+                return Err(
+                    ConnectError(
+                        code=ConnectErrorCode.OPEN_FAILED,
+                        url=parsed.display,
+                        message="SQLite cannot open the file; check that its folder exists "
+                        "and is writable",
+                        detail=str(exc),
+                    )
+                )
+            return Ok(Database(local, parsed))
+        case TransportKind.HTTP:
+            if parsed.is_plain_http and not parsed.is_loopback and not allow_insecure:
+                return Err(
+                    ConnectError(
+                        code=ConnectErrorCode.INSECURE_URL,
+                        url=parsed.display,
+                        message="plain http:// would send the token unencrypted; use https:// "
+                        "or libsql://, or pass allow_insecure=True for a trusted network",
+                    )
+                )
+            own = session is None
+            http_session = session if session is not None else aiohttp.ClientSession()
+            transport = HttpTransport(
+                parsed, token, session=http_session, timeout=request_timeout, owns_session=own
+            )
+            return Ok(Database(transport, parsed))
+        case TransportKind.WEBSOCKET:
+            return Ok(Database(WsTransport(parsed, token, timeout=request_timeout), parsed))

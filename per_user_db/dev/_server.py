@@ -1,0 +1,406 @@
+"""The local Hrana-over-HTTP server: SQLite files in a directory, served like Turso.
+
+``DIR/<name>.db`` is served at ``http://HOST:PORT/db/<name>/`` with the routes Turso Cloud
+answers today: ``POST v2/pipeline``, ``POST v3/pipeline``, ``POST v3/cursor``,
+``GET health`` and ``GET version`` (the last two also at the root). SQL errors travel
+in-band in 200 responses; HTTP-level errors carry ``{"error": "..."}`` bodies.
+
+This module only translates HTTP to the codec (:mod:`per_user_db.core._hrana`), the
+stream registry (:mod:`._state`) and SQLite (:mod:`per_user_db._sqlite`) and back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
+
+from aiohttp import web
+
+from per_user_db._sqlite import execute_batch, run_stream_requests
+from per_user_db.core._hrana import (
+    BatchResponse,
+    CloseRequest,
+    CursorErrorEntry,
+    CursorHeader,
+    HranaError,
+    PipelineResponse,
+    ProtocolError,
+    RowEntry,
+    StepBeginEntry,
+    StepEndEntry,
+    StepErrorEntry,
+    StreamError,
+    StreamOk,
+    decode_cursor_request,
+    decode_pipeline_request,
+    encode_cursor_entry,
+    encode_cursor_header,
+    encode_pipeline_response,
+)
+from per_user_db.core._result import Err, Ok
+from per_user_db.dev._state import (
+    DATABASE_NAME,
+    Access,
+    ProtocolServerState,
+    Stream,
+    StreamRefusal,
+    allow_all,
+)
+
+if TYPE_CHECKING:
+    import os
+    from collections.abc import AsyncIterator, Awaitable, Callable
+
+    from per_user_db.core._hrana import BatchResult, StreamResult
+    from per_user_db.dev._state import Authorize
+
+__all__ = [
+    "PROTOCOL_STATE",
+    "ServerAddress",
+    "create_protocol_app",
+    "protocol_state",
+    "serve",
+]
+
+_log = logging.getLogger(__name__)
+_T = TypeVar("_T")
+
+SERVER_VERSION = "per-user-db dev server (Hrana over HTTP 2 and 3)"
+
+PROTOCOL_STATE: web.AppKey[ProtocolServerState] = web.AppKey(
+    "per_user_db.protocol_state", ProtocolServerState
+)
+
+
+def create_protocol_app(
+    data_dir: str | os.PathLike[str],
+    *,
+    authorize: Authorize | None = None,
+    stream_idle_timeout: float = 10.0,
+    create_on_demand: bool = False,
+    busy_timeout: float = 5.0,
+) -> web.Application:
+    """An aiohttp application serving the SQLite databases in ``data_dir``.
+
+    ``authorize(token, database)`` decides access per request (default: read-write for
+    everyone). A missing database is a 404 unless ``create_on_demand``; otherwise create
+    databases through :func:`protocol_state` ``(app).create_database(name)``.
+    """
+    state = ProtocolServerState(
+        Path(data_dir),
+        authorize=authorize or allow_all,
+        stream_idle_timeout=stream_idle_timeout,
+        create_on_demand=create_on_demand,
+        busy_timeout=busy_timeout,
+    )
+    app = web.Application(middlewares=[_count_and_map_errors])
+    app[PROTOCOL_STATE] = state
+    app.cleanup_ctx.append(_stream_reaper)
+    app.router.add_get("/health", _health, name="health")
+    app.router.add_get("/version", _version, name="version")
+    base = "/db/{name}/"
+    app.router.add_get(base + "health", _health, name="db-health")
+    app.router.add_get(base + "version", _version, name="db-version")
+    app.router.add_get(base + "v2", _health, name="v2")
+    app.router.add_get(base + "v3", _health, name="v3")
+    app.router.add_post(base + "v2/pipeline", _pipeline_v2, name="v2.pipeline")
+    app.router.add_post(base + "v3/pipeline", _pipeline_v3, name="v3.pipeline")
+    app.router.add_post(base + "v3/cursor", _cursor, name="v3.cursor")
+    return app
+
+
+def protocol_state(app: web.Application) -> ProtocolServerState:
+    """The state of an app made by :func:`create_protocol_app` (databases, counters)."""
+    return app[PROTOCOL_STATE]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ServerAddress:
+    """Where :func:`serve` is listening."""
+
+    host: str
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def database_url(self, name: str) -> str:
+        """The base URL of one database, with the trailing slash clients need."""
+        return f"{self.url}/db/{name}/"
+
+
+@contextlib.asynccontextmanager
+async def serve(
+    app: web.Application, host: str = "127.0.0.1", port: int = 0
+) -> AsyncIterator[ServerAddress]:
+    """Run ``app`` on ``host:port`` (0 picks a free port) until the block exits."""
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, host, port)
+        await site.start()
+        bound_port = int(runner.addresses[0][1])
+        yield ServerAddress(host=host, port=bound_port)
+    finally:
+        await runner.cleanup()
+
+
+# --- app lifecycle -------------------------------------------------------------------------
+
+
+async def _stream_reaper(app: web.Application) -> AsyncIterator[None]:
+    state = app[PROTOCOL_STATE]
+    interval = min(1.0, max(0.02, state.stream_idle_timeout / 4))
+    # Owned by this cleanup context: cancelled and awaited below, never left behind.
+    reaper = asyncio.get_running_loop().create_task(_reap_forever(state, interval))
+    try:
+        yield
+    finally:
+        reaper.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await reaper
+        await state.close_all()
+
+
+async def _reap_forever(state: ProtocolServerState, interval: float) -> None:
+    loop = asyncio.get_running_loop()
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await state.reap_idle(loop.time())
+        except Exception:  # noqa: BLE001  # logged; the reaper must outlive one failure
+            _log.exception("closing idle streams failed; will retry")
+
+
+# --- HTTP plumbing -------------------------------------------------------------------------
+
+
+def _error(status: int, message: str, code: str | None = None) -> web.Response:
+    body: dict[str, str] = {"error": message}
+    if code is not None:
+        body["code"] = code
+    return web.json_response(body, status=status)
+
+
+@web.middleware
+async def _count_and_map_errors(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    route = request.match_info.route.name
+    if route is not None:
+        request.app[PROTOCOL_STATE].counts.record(
+            route.removeprefix("db-").replace(".", "/"), request.match_info.get("name")
+        )
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return _error(exc.status, exc.reason)
+    except Exception:  # noqa: BLE001  # logged; the client gets a JSON 500, not a traceback
+        _log.exception("unexpected error serving %s %s", request.method, request.path)
+        return _error(500, "internal error in the local protocol server; see its log")
+
+
+def _bearer_token(request: web.Request) -> str | None:
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    return token.strip() or None if scheme.lower() == "bearer" else None
+
+
+async def _health(request: web.Request) -> web.Response:
+    return web.Response(status=200)
+
+
+async def _version(request: web.Request) -> web.Response:
+    return web.Response(text=SERVER_VERSION)
+
+
+async def _authorized(request: web.Request) -> tuple[str, Access] | web.Response:
+    name = request.match_info["name"]
+    state = request.app[PROTOCOL_STATE]
+    if not DATABASE_NAME.match(name):
+        return _error(404, f"no database named {name!r} (names are 1-64 of a-z, 0-9, '-')")
+    access = await state.authorize(_bearer_token(request), name)
+    if access is None:
+        return _error(401, f"the token does not grant access to database {name!r}")
+    return name, access
+
+
+async def _acquire(
+    request: web.Request, baton: str | None, database: str, access: Access
+) -> Stream | web.Response:
+    """The stream a request continues (or a new one), or the HTTP error to answer with."""
+    state = request.app[PROTOCOL_STATE]
+    now = asyncio.get_running_loop().time()
+    if baton is None:
+        if not state.database_exists(database) and not state.create_on_demand:
+            return _error(404, f"database {database!r} does not exist")
+        match await state.open_stream(database, access, now):
+            case Ok(stream):
+                return stream
+            case Err(error):
+                status = 404 if error.code == "NOT_FOUND" else 503
+                return _error(status, error.message, error.code)
+    found = state.find_stream(baton, database, now)
+    await state.close_pending()
+    match found:
+        case StreamRefusal.EXPIRED:
+            return _error(
+                400,
+                f"the stream expired after {state.stream_idle_timeout:g} s idle; "
+                "open a new stream (baton null)",
+                "STREAM_EXPIRED",
+            )
+        case StreamRefusal.UNKNOWN | StreamRefusal.OTHER_DATABASE:
+            return _error(
+                400,
+                "unknown baton: it names no open stream of this database "
+                "(a baton is good for one request only)",
+                "BATON_INVALID",
+            )
+        case Stream() as stream:
+            if stream.access is Access.READ_WRITE and access is Access.READ_ONLY:
+                return _error(403, "a read-only token cannot continue a read-write stream")
+            return stream
+
+
+def _baton_still_current(stream: Stream, baton: str | None) -> bool:
+    # Two requests may race with the same baton; only the first to take the lock wins.
+    return not stream.closed and (baton is None or stream.baton == baton)
+
+
+# --- pipeline ------------------------------------------------------------------------------
+
+
+async def _pipeline_v2(request: web.Request) -> web.Response:
+    return await _pipeline(request, version=2)
+
+
+async def _pipeline_v3(request: web.Request) -> web.Response:
+    return await _pipeline(request, version=3)
+
+
+async def _pipeline(request: web.Request, *, version: int) -> web.Response:
+    authorized = await _authorized(request)
+    if isinstance(authorized, web.Response):
+        return authorized
+    database, access = authorized
+    try:
+        pipeline = decode_pipeline_request(await request.read())
+    except ProtocolError as exc:
+        return _error(400, f"malformed pipeline request: {exc}", "PROTOCOL_ERROR")
+    acquired = await _acquire(request, pipeline.baton, database, access)
+    if isinstance(acquired, web.Response):
+        return acquired
+    stream = acquired
+    state = request.app[PROTOCOL_STATE]
+    async with stream.lock:
+        if not _baton_still_current(stream, pipeline.baton):
+            return _error(400, "unknown baton: it was already used", "BATON_INVALID")
+        requests = pipeline.requests
+        # One job on the stream's thread for the whole pipeline: one hop, not one per request.
+        ran = await stream.worker.run(
+            lambda conn: run_stream_requests(conn, requests, stream.stored_sql, version=version)
+        )
+        results = [_explain(stream, result) for result in ran]
+        if pipeline.requests and isinstance(pipeline.requests[-1], CloseRequest):
+            await state.close_stream(stream)
+            next_baton = None
+        else:
+            next_baton = state.rotate_baton(stream, asyncio.get_running_loop().time())
+    body = encode_pipeline_response(
+        PipelineResponse(baton=next_baton, base_url=None, results=tuple(results))
+    )
+    return web.Response(body=body, content_type="application/json")
+
+
+def _explain(stream: Stream, result: StreamResult) -> StreamResult:
+    """Say why a write failed on a read-only stream, in the error itself."""
+    match result:
+        case StreamError(error=error):
+            return StreamError(error=_explain_read_only(stream, error))
+        case StreamOk(response=BatchResponse(result=batch_result)):
+            return StreamOk(response=BatchResponse(result=_readable(stream, batch_result)))
+        case _:
+            return result
+
+
+def _explain_read_only(stream: Stream, error: HranaError) -> HranaError:
+    if stream.access is Access.READ_ONLY and (error.code or "").startswith("SQLITE_READONLY"):
+        return HranaError(
+            message=f"write rejected: the token grants read-only access to database "
+            f"{stream.database!r} ({error.message})",
+            code=error.code,
+        )
+    return error
+
+
+def _readable(stream: Stream, result: BatchResult) -> BatchResult:
+    if stream.access is not Access.READ_ONLY:
+        return result
+    return replace(
+        result,
+        step_errors=tuple(
+            None if e is None else _explain_read_only(stream, e) for e in result.step_errors
+        ),
+    )
+
+
+# --- cursor --------------------------------------------------------------------------------
+
+
+async def _cursor(request: web.Request) -> web.StreamResponse:
+    authorized = await _authorized(request)
+    if isinstance(authorized, web.Response):
+        return authorized
+    database, access = authorized
+    try:
+        cursor = decode_cursor_request(await request.read())
+    except ProtocolError as exc:
+        return _error(400, f"malformed cursor request: {exc}", "PROTOCOL_ERROR")
+    acquired = await _acquire(request, cursor.baton, database, access)
+    if isinstance(acquired, web.Response):
+        return acquired
+    stream = acquired
+    state = request.app[PROTOCOL_STATE]
+    async with stream.lock:
+        if not _baton_still_current(stream, cursor.baton):
+            return _error(400, "unknown baton: it was already used", "BATON_INVALID")
+        stored = dict(stream.stored_sql)
+        batch = cursor.batch
+        ran = await stream.worker.run(lambda conn: execute_batch(conn, batch, stored))
+        next_baton = state.rotate_baton(stream, asyncio.get_running_loop().time())
+    lines = [encode_cursor_header(CursorHeader(baton=next_baton, base_url=None))]
+    match ran:
+        case Err(error):
+            lines.append(encode_cursor_entry(CursorErrorEntry(error=error)))
+        case Ok(result):
+            lines.extend(_cursor_lines(stream, _readable(stream, result)))
+    return web.Response(body=b"".join(lines), content_type="application/x-ndjson")
+
+
+def _cursor_lines(stream: Stream, result: BatchResult) -> list[bytes]:
+    lines: list[bytes] = []
+    steps = zip(result.step_results, result.step_errors, strict=True)
+    for index, (step_result, step_error) in enumerate(steps):
+        if step_error is not None:
+            lines.append(encode_cursor_entry(StepErrorEntry(step=index, error=step_error)))
+        elif step_result is not None:
+            lines.append(encode_cursor_entry(StepBeginEntry(step=index, cols=step_result.cols)))
+            lines.extend(encode_cursor_entry(RowEntry(row=row)) for row in step_result.rows)
+            lines.append(
+                encode_cursor_entry(
+                    StepEndEntry(
+                        affected_row_count=step_result.affected_row_count,
+                        last_insert_rowid=step_result.last_insert_rowid,
+                        rows_read=step_result.rows_read,
+                        rows_written=step_result.rows_written,
+                    )
+                )
+            )
+    return lines

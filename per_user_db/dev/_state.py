@@ -1,0 +1,295 @@
+"""What the local protocol server remembers: databases on disk, open streams, counters.
+
+A *stream* is Hrana's unit of state: one SQLite connection (its own
+:class:`~per_user_db._sqlite.SqliteWorker`, so streams never wait on each other's SQL),
+the SQL texts stored on it, and the baton that names it. Batons rotate on every
+response, so a stale baton (a replayed or raced request) is refused instead of
+silently interleaving with the stream's current owner.
+
+Nothing here speaks HTTP; ``_server.py`` maps these outcomes to responses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import enum
+import re
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, TypeAlias
+
+from per_user_db._sqlite import SqliteWorker
+from per_user_db.core._hrana import HranaError
+from per_user_db.core._result import Err, Ok
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
+__all__ = [
+    "DATABASE_NAME",
+    "Access",
+    "Authorize",
+    "ProtocolServerState",
+    "RequestCounts",
+    "Stream",
+    "StreamRefusal",
+    "allow_all",
+]
+
+DATABASE_NAME = re.compile(r"[a-z0-9-]{1,64}\Z")
+
+# How many expired batons to remember so a late request hears STREAM_EXPIRED rather
+# than "unknown baton"; older ones are forgotten first.
+_EXPIRED_MEMORY = 4096
+
+
+class Access(enum.Enum):
+    """What a token may do with a database."""
+
+    READ_WRITE = "rw"
+    READ_ONLY = "ro"
+
+
+Authorize: TypeAlias = "Callable[[str | None, str], Awaitable[Access | None]]"
+"""``authorize(bearer_token_or_None, database_name)`` → the access granted, or None (401)."""
+
+
+async def allow_all(token: str | None, database: str) -> Access | None:
+    """The default hook: anyone may read and write every database."""
+    return Access.READ_WRITE
+
+
+@dataclass(slots=True)
+class RequestCounts:
+    """How many requests each route and each database received (for tests).
+
+    Route names: ``"v2/pipeline"``, ``"v3/pipeline"``, ``"v3/cursor"``, ``"health"``,
+    ``"version"``, ``"v2"``, ``"v3"``.
+    """
+
+    _counts: collections.Counter[tuple[str, str | None]] = field(
+        default_factory=collections.Counter
+    )
+
+    def record(self, route: str, database: str | None) -> None:
+        self._counts[(route, database)] += 1
+
+    def count(self, *, route: str | None = None, database: str | None = None) -> int:
+        """Requests matching both filters (a filter left out matches everything)."""
+        return sum(
+            n
+            for (r, d), n in self._counts.items()
+            if (route is None or r == route) and (database is None or d == database)
+        )
+
+    def by_route(self) -> dict[str, int]:
+        out: collections.Counter[str] = collections.Counter()
+        for (route, _), n in self._counts.items():
+            out[route] += n
+        return dict(out)
+
+    def by_database(self) -> dict[str, int]:
+        out: collections.Counter[str] = collections.Counter()
+        for (_, database), n in self._counts.items():
+            if database is not None:
+                out[database] += n
+        return dict(out)
+
+    def reset(self) -> None:
+        self._counts.clear()
+
+
+@dataclass(eq=False, slots=True, kw_only=True)
+class Stream:
+    """One open Hrana stream; use it only while holding :attr:`lock`."""
+
+    database: str
+    access: Access
+    worker: SqliteWorker
+    baton: str
+    last_used: float
+    stored_sql: dict[int, str] = field(default_factory=dict)
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    closed: bool = False
+
+
+class StreamRefusal(enum.Enum):
+    """Why a baton does not lead to a usable stream."""
+
+    UNKNOWN = "unknown"
+    EXPIRED = "expired"
+    OTHER_DATABASE = "other_database"
+
+
+def _new_baton() -> str:
+    return secrets.token_urlsafe(24)
+
+
+class ProtocolServerState:
+    """Databases in ``data_dir`` (``<name>.db``) and the streams open on them."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        authorize: Authorize,
+        stream_idle_timeout: float,
+        create_on_demand: bool,
+        busy_timeout: float = 5.0,
+        max_streams: int = 512,
+    ) -> None:
+        self.data_dir = data_dir
+        self.authorize = authorize
+        self.stream_idle_timeout = stream_idle_timeout
+        self.create_on_demand = create_on_demand
+        self.busy_timeout = busy_timeout
+        self.max_streams = max_streams
+        self.counts = RequestCounts()
+        self._streams: dict[str, Stream] = {}
+        self._expired: collections.OrderedDict[str, None] = collections.OrderedDict()
+        # Streams found expired during a lookup, which cannot await; the reaper (or the
+        # next lookup's caller) closes their workers.
+        self._closing: set[Stream] = set()
+
+    # --- databases ---------------------------------------------------------------------
+
+    def database_path(self, name: str) -> Path:
+        if not DATABASE_NAME.match(name):
+            raise ValueError(
+                f"invalid database name {name!r}: use 1-64 characters from a-z, 0-9 and '-'"
+            )
+        return self.data_dir / f"{name}.db"
+
+    def database_exists(self, name: str) -> bool:
+        return DATABASE_NAME.match(name) is not None and self.database_path(name).is_file()
+
+    def list_databases(self) -> list[str]:
+        return sorted(p.stem for p in self.data_dir.glob("*.db") if DATABASE_NAME.match(p.stem))
+
+    async def create_database(self, name: str) -> bool:
+        """Create an empty database (WAL mode); False if it already existed."""
+        path = self.database_path(name)
+        if path.exists():
+            return False
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        worker = await SqliteWorker.open(path, busy_timeout=self.busy_timeout)
+        try:
+            # WAL lets a stream read while another stream of the same database writes.
+            await worker.run(lambda conn: conn.execute("PRAGMA journal_mode = WAL").fetchall())
+        finally:
+            await worker.close()
+        return True
+
+    async def delete_database(self, name: str) -> bool:
+        """Close the database's streams and delete its files; False if it did not exist."""
+        path = self.database_path(name)
+        for stream in [s for s in self._streams.values() if s.database == name]:
+            await self._drop(stream, expired=False)
+        return _remove_database_files(path)
+
+    # --- streams -----------------------------------------------------------------------
+
+    @property
+    def open_streams(self) -> int:
+        return len(self._streams)
+
+    async def open_stream(
+        self, database: str, access: Access, now: float
+    ) -> Ok[Stream] | Err[HranaError]:
+        """Open a stream on an existing (or, with ``create_on_demand``, new) database."""
+        if len(self._streams) >= self.max_streams:
+            return Err(
+                HranaError(
+                    message=f"too many open streams ({self.max_streams}); close streams you "
+                    "no longer use",
+                    code="TOO_MANY_STREAMS",
+                )
+            )
+        if not self.database_exists(database):
+            if not self.create_on_demand:
+                return Err(
+                    HranaError(message=f"database {database!r} does not exist", code="NOT_FOUND")
+                )
+            await self.create_database(database)
+        worker = await SqliteWorker.open(
+            self.database_path(database),
+            read_only=access is Access.READ_ONLY,
+            busy_timeout=self.busy_timeout,
+            create=False,
+        )
+        stream = Stream(
+            database=database, access=access, worker=worker, baton=_new_baton(), last_used=now
+        )
+        self._streams[stream.baton] = stream
+        return Ok(stream)
+
+    def find_stream(self, baton: str, database: str, now: float) -> Stream | StreamRefusal:
+        """The stream a baton names; checked again by the caller once it holds the lock."""
+        stream = self._streams.get(baton)
+        if stream is None:
+            return StreamRefusal.EXPIRED if baton in self._expired else StreamRefusal.UNKNOWN
+        if stream.database != database:
+            return StreamRefusal.OTHER_DATABASE
+        if self._is_idle(stream, now):
+            self._forget(stream, expired=True)
+            self._close_later(stream)
+            return StreamRefusal.EXPIRED
+        return stream
+
+    def rotate_baton(self, stream: Stream, now: float) -> str:
+        del self._streams[stream.baton]
+        stream.baton = _new_baton()
+        stream.last_used = now
+        self._streams[stream.baton] = stream
+        return stream.baton
+
+    async def close_stream(self, stream: Stream) -> None:
+        await self._drop(stream, expired=False)
+
+    async def reap_idle(self, now: float) -> int:
+        """Close streams idle longer than the timeout; returns how many."""
+        idle = [s for s in self._streams.values() if self._is_idle(s, now)]
+        for stream in idle:
+            await self._drop(stream, expired=True)
+        await self.close_pending()
+        return len(idle)
+
+    async def close_all(self) -> None:
+        for stream in list(self._streams.values()):
+            await self._drop(stream, expired=False)
+        await self.close_pending()
+
+    def _is_idle(self, stream: Stream, now: float) -> bool:
+        return not stream.lock.locked() and now - stream.last_used > self.stream_idle_timeout
+
+    def _forget(self, stream: Stream, *, expired: bool) -> None:
+        stream.closed = True
+        if self._streams.get(stream.baton) is stream:
+            del self._streams[stream.baton]
+        if expired:
+            self._expired[stream.baton] = None
+            while len(self._expired) > _EXPIRED_MEMORY:
+                self._expired.popitem(last=False)
+
+    async def _drop(self, stream: Stream, *, expired: bool) -> None:
+        self._forget(stream, expired=expired)
+        await stream.worker.close()
+
+    def _close_later(self, stream: Stream) -> None:
+        self._closing.add(stream)
+
+    async def close_pending(self) -> None:
+        while self._closing:
+            await self._closing.pop().worker.close()
+
+
+def _remove_database_files(path: Path) -> bool:
+    # A few unlink calls: too quick to be worth a thread hop.
+    existed = path.exists()
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        with contextlib.suppress(FileNotFoundError):
+            Path(f"{path}{suffix}").unlink()
+    return existed
