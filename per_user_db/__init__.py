@@ -24,15 +24,35 @@ Connections
     ``transaction``) over Turso's HTTP protocol, a non-blocking local SQLite, or
     libsql-client's WebSocket transport; its failures raise :class:`DatabaseError`, a
     ``libsql_client.LibsqlError``.
+
+Migrate on connect
+    :func:`connect` opens a database and brings it to the head of a
+    :class:`MigrationSet` (default: the bundled per-user schema) in one request when it is
+    up to date and one more, atomic, when not. :func:`apply_migrations` returns a
+    :class:`MigrationReport`, :func:`migration_status` the :class:`Plan` without applying
+    it; failures are :data:`MigrationError` values (:class:`StatementFailed`,
+    :class:`ForeignKeyViolations`, :class:`MigrationContention`,
+    :class:`MigrationUnavailable`, or the planner's refusals). :class:`VerifiedCache`
+    lets a process skip the check for recently verified databases.
 """
 
 from __future__ import annotations
 
+from ._connect import VerifiedCache, connect
 from ._database import Database, DatabaseTransaction
+from ._migrate import MigrationReport, apply_migrations, migration_status
 from ._migration_files import load_migrations, migrations_from_texts
 from ._open import open_database
 from ._transport import DatabaseError
 from .core._errors import ConnectError, ConnectErrorCode
+from .core._migration_errors import (
+    ForeignKeyViolation,
+    ForeignKeyViolations,
+    MigrationContention,
+    MigrationError,
+    MigrationUnavailable,
+    StatementFailed,
+)
 from .core._migrations import (
     DuplicateTag,
     JournalError,
@@ -79,6 +99,8 @@ __all__ = [
     "DriftedMigration",
     "DuplicateTag",
     "Err",
+    "ForeignKeyViolation",
+    "ForeignKeyViolations",
     "InvalidAppEnv",
     "InvalidNameSecret",
     "InvalidPrefix",
@@ -86,8 +108,12 @@ __all__ = [
     "InvalidVersionRow",
     "JournalError",
     "Migration",
+    "MigrationContention",
+    "MigrationError",
     "MigrationFileError",
+    "MigrationReport",
     "MigrationSet",
+    "MigrationUnavailable",
     "MissingMigrationFile",
     "NameTooLong",
     "NonIncreasingWhen",
@@ -97,10 +123,15 @@ __all__ = [
     "PlanError",
     "Result",
     "StatementError",
+    "StatementFailed",
     "UnlistedMigrationFile",
     "UnwrapError",
+    "VerifiedCache",
+    "apply_migrations",
+    "connect",
     "database_name",
     "load_migrations",
+    "migration_status",
     "migrations_from_texts",
     "open_database",
     "plan",

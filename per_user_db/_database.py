@@ -155,6 +155,8 @@ class Database(Client):
         self._transport = transport
         self._url = url
         self._closed = False
+        self.round_trips = 0
+        """One-shot pipelines sent so far (each is one HTTP request, or one SQLite job)."""
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"
@@ -184,6 +186,7 @@ class Database(Client):
     async def pipeline(self, requests: Sequence[StreamRequest]) -> tuple[StreamResult, ...]:
         """Run raw Hrana requests on a fresh stream in one round trip (advanced use)."""
         self._check_open()
+        self.round_trips += 1
         return await self._transport.pipeline(requests)
 
     async def execute(self, stmt: InStatement, args: InArgs = None) -> ResultSet:

@@ -50,6 +50,7 @@ from per_user_db.dev._state import (
     StreamRefusal,
     allow_all,
 )
+from per_user_db.dev._websocket import add_websocket_route
 
 if TYPE_CHECKING:
     import os
@@ -110,6 +111,7 @@ def create_protocol_app(
     app.router.add_post(base + "v2/pipeline", _pipeline_v2, name="v2.pipeline")
     app.router.add_post(base + "v3/pipeline", _pipeline_v3, name="v3.pipeline")
     app.router.add_post(base + "v3/cursor", _cursor, name="v3.cursor")
+    add_websocket_route(app, state)  # Hrana over WebSocket at the database's base URL
     return app
 
 
