@@ -67,6 +67,7 @@ class HttpTransport:
         session: aiohttp.ClientSession,
         timeout: float,
         owns_session: bool = True,
+        close_streams: bool = True,
     ) -> None:
         self._url = url
         self._endpoint = url.endpoint.rstrip("/")
@@ -77,6 +78,9 @@ class HttpTransport:
         self._owns_session = owns_session
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._version = "v3"
+        # The protocol asks for a close at the end of a one-shot pipeline, and Turso frees
+        # the stream at once; tursodb --sync-server has no streams and rejects it.
+        self._closing = (CloseRequest(),) if close_streams else ()
         self.requests_sent = 0
 
     def __repr__(self) -> str:
@@ -135,12 +139,12 @@ class HttpTransport:
             ) from None
 
     async def pipeline(self, requests: Sequence[StreamRequest]) -> tuple[StreamResult, ...]:
-        full = [FOREIGN_KEYS_ON, *requests, CloseRequest()]
+        full = [FOREIGN_KEYS_ON, *requests, *self._closing]
         response = await self.send_pipeline(self._endpoint, None, full)
         first = response.results[0]
         if isinstance(first, StreamError):
             raise DatabaseError(f"PRAGMA foreign_keys failed: {first.error.message}", "SQL_ERROR")
-        return response.results[1:-1]
+        return response.results[1 : 1 + len(requests)]
 
     def stream(self) -> HttpStream:
         return HttpStream(self, self._endpoint)

@@ -28,6 +28,7 @@ async def open_database(
     busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
     allow_insecure: bool = False,
     session: aiohttp.ClientSession | None = None,
+    close_streams: bool = True,
 ) -> Result[Database, ConnectError]:
     """Open the database at ``url``; nothing is sent over the network yet.
 
@@ -37,7 +38,9 @@ async def open_database(
     libsql-client's WebSocket transport. ``auth_token`` wins over an ``?authToken=`` in
     the URL. ``request_timeout`` bounds every network request, ``busy_timeout`` how long SQLite
     waits for a lock. Pass ``session`` to share one aiohttp session among databases (it
-    is then not closed with the database).
+    is then not closed with the database). ``close_streams=False`` leaves out the
+    ``close`` request that ends every one-shot HTTP pipeline, for servers without streams
+    that reject it (``tursodb --sync-server``).
     """
     match parse_database_url(url):
         case Err(invalid):
@@ -79,7 +82,12 @@ async def open_database(
             own = session is None
             http_session = session if session is not None else aiohttp.ClientSession()
             transport = HttpTransport(
-                parsed, token, session=http_session, timeout=request_timeout, owns_session=own
+                parsed,
+                token,
+                session=http_session,
+                timeout=request_timeout,
+                owns_session=own,
+                close_streams=close_streams,
             )
             return Ok(Database(transport, parsed))
         case TransportKind.WEBSOCKET:

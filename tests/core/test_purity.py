@@ -16,10 +16,10 @@ import per_user_db.core
 CORE = Path(per_user_db.core.__file__).parent
 MODULES = sorted(f"per_user_db.core.{m.name}" for m in pkgutil.iter_modules([str(CORE)]))
 FORBIDDEN_MODULES = {"asyncio", "aiohttp", "sqlite3", "socket", "threading", "sqlglot", "anyio"}
-# Names whose use means reading the clock, the environment or the file system.
+# Calls that read the clock, the environment, the file system or randomness.
 FORBIDDEN_CALLS = {
-    "now", "utcnow", "today", "time", "monotonic", "perf_counter", "getenv", "environ",
-    "open", "read_text", "read_bytes", "urandom",
+    "now", "utcnow", "today", "time", "monotonic", "perf_counter", "getenv",
+    "open", "read_text", "read_bytes", "urandom", "random", "uniform",
 }  # fmt: skip
 
 
@@ -53,10 +53,13 @@ def test_source_reads_no_clock_environment_or_files(module: str) -> None:
     tree = ast.parse(path.read_text(), filename=str(path))
     offenders = []
     for node in ast.walk(tree):
-        if isinstance(node, ast.Attribute) and node.attr in FORBIDDEN_CALLS:
-            offenders.append(f"line {node.lineno}: .{node.attr}")
-        elif isinstance(node, ast.Name) and node.id in FORBIDDEN_CALLS:
-            offenders.append(f"line {node.lineno}: {node.id}")
+        if isinstance(node, ast.Call):
+            func = node.func
+            name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+            if name in FORBIDDEN_CALLS:
+                offenders.append(f"line {node.lineno}: {name}()")
+        elif isinstance(node, ast.Attribute) and node.attr == "environ":
+            offenders.append(f"line {node.lineno}: .environ")
         elif isinstance(node, ast.Import | ast.ImportFrom):
             names = [a.name for a in node.names]
             root = (node.module if isinstance(node, ast.ImportFrom) else names[0]) or ""
