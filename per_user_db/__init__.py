@@ -34,6 +34,13 @@ Migrate on connect
     :class:`ForeignKeyViolations`, :class:`MigrationContention`,
     :class:`MigrationUnavailable`, or the planner's refusals). :class:`VerifiedCache`
     lets a process skip the check for recently verified databases.
+
+Provisioning
+    :func:`create_database` creates (or finds) a user's database and issues a token,
+    returning ``Ok(Credentials)`` or a :data:`CreateDatabaseError`; :class:`Settings`
+    (``Settings.from_env()``) says where: Turso's Platform API, or embedded SQLite files
+    when no API token is set. :class:`per_user_db.turso.PlatformClient` is the Platform
+    API client underneath.
 """
 
 from __future__ import annotations
@@ -43,6 +50,16 @@ from ._database import Database, DatabaseTransaction
 from ._migrate import MigrationReport, apply_migrations, migration_status
 from ._migration_files import load_migrations, migrations_from_texts
 from ._open import open_database
+from ._provision import (
+    CreateDatabaseError,
+    CreateStep,
+    Credentials,
+    EmbeddedFailed,
+    ProvisionFailed,
+    UserIdRejected,
+    create_database,
+)
+from ._settings import Backend, Settings, SettingsError
 from ._transport import DatabaseError
 from .core._errors import ConnectError, ConnectErrorCode
 from .core._migration_errors import (
@@ -88,8 +105,12 @@ from .core._result import Err, Ok, Result, UnwrapError
 
 __all__ = [
     "AppliedRow",
+    "Backend",
     "ConnectError",
     "ConnectErrorCode",
+    "CreateDatabaseError",
+    "CreateStep",
+    "Credentials",
     "Database",
     "DatabaseAhead",
     "DatabaseError",
@@ -98,6 +119,7 @@ __all__ = [
     "Drift",
     "DriftedMigration",
     "DuplicateTag",
+    "EmbeddedFailed",
     "Err",
     "ForeignKeyViolation",
     "ForeignKeyViolations",
@@ -121,14 +143,19 @@ __all__ = [
     "OutOfOrder",
     "Plan",
     "PlanError",
+    "ProvisionFailed",
     "Result",
+    "Settings",
+    "SettingsError",
     "StatementError",
     "StatementFailed",
     "UnlistedMigrationFile",
     "UnwrapError",
+    "UserIdRejected",
     "VerifiedCache",
     "apply_migrations",
     "connect",
+    "create_database",
     "database_name",
     "load_migrations",
     "migration_status",

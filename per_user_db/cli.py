@@ -1,14 +1,28 @@
 """The ``per-user-db`` command line.
 
-Each subcommand is a thin wrapper over the library; exit codes: 0 success, 1 the
-operation failed (the message says why), 2 usage error, 3 not available yet.
+Thin wrappers over the library. Output is for people; ``--json`` prints one JSON
+document for scripts. Exit codes: 0 done, 1 the operation failed (the message says
+why), 2 bad usage or settings, 3 refused (a name outside this app's prefix and env,
+an operation the embedded backend does not have).
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import json
 import sys
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import anyio
+
+from ._connect import connect
+from ._migrate import apply_migrations
+from ._provision import Credentials, create_database
+from ._settings import Backend, Settings
+from .core._result import Err, Ok
+from .turso._client import Authorization, PlatformClient
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -18,36 +32,246 @@ __all__ = ["main"]
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
-EXIT_NOT_YET = 3
+EXIT_REFUSED = 3
 
 
-def _not_yet(what: str) -> int:
-    print(
-        f"per-user-db: {what} is not available yet in this version "
-        "(see the README's status section); nothing was done.",
-        file=sys.stderr,
+def _fail(message: str, code: int = EXIT_FAILED) -> int:
+    print(f"per-user-db: {message}", file=sys.stderr)
+    return code
+
+
+def _emit(as_json: bool, document: object, lines: Sequence[str]) -> None:
+    if as_json:
+        print(json.dumps(document, indent=2, default=str))
+    else:
+        for line in lines:
+            print(line)
+
+
+def _settings() -> Settings | int:
+    match Settings.from_env():
+        case Ok(settings):
+            return settings
+        case Err(problem):
+            return _fail(f"setting {problem}", EXIT_USAGE)
+
+
+def _client(settings: Settings) -> PlatformClient:
+    assert settings.api_token is not None
+    assert settings.organization is not None
+    return PlatformClient(
+        api_token=settings.api_token,
+        organization=settings.organization,
+        api_url=settings.api_url,
+        retry=settings.retry,
     )
-    return EXIT_NOT_YET
+
+
+def _credentials_document(credentials: Credentials, *, show_token: bool) -> dict[str, Any]:
+    return {
+        "name": credentials.name,
+        "url": credentials.url,
+        "auth_token": credentials.auth_token if show_token else None,
+        "expires_at": credentials.expires_at.isoformat() if credentials.expires_at else None,
+    }
+
+
+async def _create(args: argparse.Namespace) -> int:
+    settings = _settings()
+    if isinstance(settings, int):
+        return settings
+    match await create_database(args.user_id, settings=settings):
+        case Err(error):
+            return _fail(str(error))
+        case Ok(credentials):
+            pass
+    document = _credentials_document(credentials, show_token=args.show_token)
+    lines = [
+        f"database   {credentials.name}",
+        f"url        {credentials.url}",
+        f"expires at {credentials.expires_at.isoformat() if credentials.expires_at else 'never'}",
+    ]
+    if args.show_token and credentials.auth_token:
+        lines.append(f"token      {credentials.auth_token}")
+    if args.migrate:
+        match await connect(credentials.url, credentials.auth_token, migrate=False):
+            case Err(unreachable):
+                return _fail(str(unreachable))
+            case Ok(db):
+                async with db:
+                    migrated = await apply_migrations(db)
+        match migrated:
+            case Err(problem):
+                return _fail(f"created, but migrating failed: {problem}")
+            case Ok(report):
+                document["migrations_applied"] = list(report.applied)
+                document["migrations_already_applied"] = list(report.already_applied)
+                lines.append(
+                    f"migrations {len(report.applied)} applied, "
+                    f"{len(report.already_applied)} already there"
+                )
+    _emit(args.json, document, lines)
+    return EXIT_OK
+
+
+def _embedded_names(settings: Settings) -> list[str]:
+    return sorted(p.stem for p in Path(settings.data_dir).glob("*.db"))
+
+
+async def _list(args: argparse.Namespace) -> int:
+    settings = _settings()
+    if isinstance(settings, int):
+        return settings
+    rows: list[dict[str, Any]] = []
+    if settings.backend is Backend.EMBEDDED:
+        for name in _embedded_names(settings):
+            path = (settings.data_dir / f"{name}.db").resolve()
+            rows.append({"name": name, "url": f"file:{path}", "group": None})
+    else:
+        async with _client(settings) as api:
+            match await api.list_databases(group=settings.group, prefix=args.prefix):
+                case Err(error):
+                    return _fail(str(error))
+                case Ok(found):
+                    rows = [{"name": d.name, "url": d.url, "group": d.group} for d in found]
+    rows = [
+        r
+        for r in rows
+        if (args.prefix is None or r["name"].startswith(args.prefix))
+        and not any(r["name"].startswith(x) for x in args.exclude)
+    ]
+    _emit(args.json, rows, [f"{r['name']}  {r['url']}" for r in rows] or ["(no databases)"])
+    return EXIT_OK
+
+
+def _own_prefix(settings: Settings) -> str:
+    return f"{settings.prefix}-{settings.app_env}-user-"
+
+
+def _delete_file(path: Path) -> bool:
+    existed = path.exists()
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    return existed
+
+
+async def _delete(args: argparse.Namespace) -> int:
+    settings = _settings()
+    if isinstance(settings, int):
+        return settings
+    if not args.force and not args.name.startswith(_own_prefix(settings)):
+        return _fail(
+            f"refusing to delete {args.name!r}: it is not a user database of this app and "
+            f"environment (names start with {_own_prefix(settings)!r}); pass --force to "
+            "delete it anyway",
+            EXIT_REFUSED,
+        )
+    if settings.backend is Backend.EMBEDDED:
+        existed = await anyio.to_thread.run_sync(
+            _delete_file, settings.data_dir / f"{args.name}.db"
+        )
+    else:
+        async with _client(settings) as api:
+            match await api.delete_database(args.name):
+                case Err(error):
+                    return _fail(str(error))
+                case Ok(existed):
+                    pass
+    state = "deleted" if existed else "already gone"
+    _emit(args.json, {"name": args.name, "deleted": existed}, [f"{args.name}: {state}"])
+    return EXIT_OK
+
+
+async def _token(args: argparse.Namespace) -> int:
+    settings = _settings()
+    if isinstance(settings, int):
+        return settings
+    if settings.backend is Backend.EMBEDDED:
+        return _fail(
+            "embedded databases are local files and take no token "
+            "(set TURSO_PLATFORM_API_TOKEN to use Turso)",
+            EXIT_REFUSED,
+        )
+    days = None if args.never else args.expires_in_days
+    authorization: Authorization = "read-only" if args.read_only else "full-access"
+    async with _client(settings) as api:
+        match await api.create_token(args.name, expires_in_days=days, authorization=authorization):
+            case Err(error):
+                return _fail(str(error))
+            case Ok(jwt):
+                pass
+    # The token alone on stdout, so that it can be piped; it is the command's output.
+    _emit(args.json, {"name": args.name, "auth_token": jwt}, [jwt])
+    return EXIT_OK
 
 
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="per-user-db",
-        description="Provision and migrate one SQLite database per user on Turso (libSQL).",
+        description="Provision and migrate one SQLite database per user on Turso (libSQL). "
+        "Settings come from the environment (TURSO_PLATFORM_API_TOKEN, TURSO_ORGANIZATION, "
+        "APP_ENV, ...); without TURSO_PLATFORM_API_TOKEN databases are local SQLite files.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
     create = commands.add_parser(
-        "create", help="create (or find) the database of USER_ID and print its credentials"
+        "create", help="create (or find) the database of USER_ID, then migrate it"
     )
     create.add_argument("user_id", metavar="USER_ID")
+    create.add_argument(
+        "--no-migrate", dest="migrate", action="store_false", help="do not apply migrations"
+    )
+    create.add_argument("--show-token", action="store_true", help="print the issued token too")
+    create.add_argument("--json", action="store_true", help="print one JSON document")
+
+    listing = commands.add_parser("list", help="list user databases")
+    listing.add_argument("--prefix", help="only names starting with PREFIX")
+    listing.add_argument(
+        "--exclude",
+        action="append",
+        default=[],
+        metavar="PREFIX",
+        help="skip names starting with PREFIX (repeatable)",
+    )
+    listing.add_argument("--json", action="store_true", help="print one JSON document")
+
+    delete = commands.add_parser("delete", help="delete a database (a missing one is success)")
+    delete.add_argument("name", metavar="NAME")
+    delete.add_argument(
+        "--force", action="store_true", help="delete even outside this app's prefix and env"
+    )
+    delete.add_argument("--json", action="store_true", help="print one JSON document")
+
+    token = commands.add_parser("token", help="issue a token for database NAME")
+    token.add_argument("name", metavar="NAME")
+    lifetime = token.add_mutually_exclusive_group()
+    lifetime.add_argument("--expires-in-days", type=int, default=30, metavar="N")
+    lifetime.add_argument("--never", action="store_true", help="a token that never expires")
+    token.add_argument("--read-only", action="store_true", help="a read-only token")
+    token.add_argument("--json", action="store_true", help="print one JSON document")
+
+    commands.add_parser(
+        "dev",
+        help="run the local Turso (Platform API + SQL protocol) on 127.0.0.1; "
+        "see per-user-db dev --help",
+        add_help=False,
+    )
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _build_parser().parse_args(argv)
-    if args.command == "create":
-        return _not_yet("'create' (provisioning)")
-    return EXIT_USAGE  # pragma: no cover - argparse rejects unknown commands
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments[:1] == ["dev"]:
+        # Everything after "dev" is the local Turso's own command line (--help included).
+        from .dev.__main__ import main as dev_main
+
+        dev_main(arguments[1:])
+        return EXIT_OK
+    args = _build_parser().parse_args(arguments)
+    if args.command == "token" and not args.never and args.expires_in_days < 1:
+        return _fail("--expires-in-days must be at least 1", EXIT_USAGE)
+    run = {"create": _create, "list": _list, "delete": _delete, "token": _token}[args.command]
+    return asyncio.run(run(args))
 
 
 if __name__ == "__main__":

@@ -36,6 +36,8 @@ class Reply:
 class Recorded:
     method: str
     path: str
+    raw_path: str
+    """The path as sent, percent-encoding intact."""
     query: dict[str, str]
     headers: dict[str, str]
     body: bytes
@@ -68,6 +70,7 @@ class ScriptedServer:
         recorded = Recorded(
             method=request.method,
             path=request.path,
+            raw_path=request.raw_path.split("?", 1)[0],
             query=dict(request.query),
             headers=dict(request.headers),
             body=await request.read(),

@@ -1,19 +1,32 @@
 """A local stand-in for Turso: SQLite files served over Hrana over HTTP.
 
-Run it from a shell (``python -m per_user_db.dev --port 8080 --data-dir ./dbs``) or in a
-test::
+The *local Turso* (:func:`create_local_turso_app`) adds Turso's Platform API to the SQL
+protocol: create databases and mint Ed25519 JWTs over HTTP exactly as against
+``https://api.turso.tech``, then open ``"libsql://" + Hostname`` with the token. Run it
+from a shell (``python -m per_user_db.dev --port 8080 --data-dir ./.local-turso``) or in
+a test::
 
-    app = create_protocol_app(tmp_path)
-    await protocol_state(app).create_database("alice")
+    app = create_local_turso_app(tmp_path, org="local", api_token="secret")
     async with serve(app) as address:
-        url = address.database_url("alice")  # http://127.0.0.1:PORT/db/alice/
+        api = address.url  # POST {api}/v1/organizations/local/databases, Bearer secret
+        turso = local_turso(app)  # .api_token, .org, .create_database(...), .mint_...
 
-Only for development and tests: it listens on 127.0.0.1 by default, and its default
-``authorize`` hook lets everyone read and write every database.
+The plain protocol server (:func:`create_protocol_app`) has no Platform API and, by
+default, no authorization: its ``authorize`` hook lets everyone read and write every
+database. Both are for development and tests only and listen on 127.0.0.1 by default.
 """
 
 from __future__ import annotations
 
+from per_user_db.dev._faults import Faults
+from per_user_db.dev._local_turso import (
+    DEFAULT_MAX_DATABASES,
+    LocalTurso,
+    LocalTursoError,
+    LocalTursoErrorCode,
+)
+from per_user_db.dev._platform import LOCAL_TURSO, create_local_turso_app, local_turso
+from per_user_db.dev._registry import DatabaseRecord, GroupRecord, RegistryCorrupt
 from per_user_db.dev._server import (
     PROTOCOL_STATE,
     ServerAddress,
@@ -28,16 +41,39 @@ from per_user_db.dev._state import (
     RequestCounts,
     allow_all,
 )
+from per_user_db.dev._tokens import (
+    InvalidExpiration,
+    TokenClaims,
+    TokenRejection,
+    TokenSigner,
+    parse_expiration,
+)
 
 __all__ = [
+    "DEFAULT_MAX_DATABASES",
+    "LOCAL_TURSO",
     "PROTOCOL_STATE",
     "Access",
     "Authorize",
+    "DatabaseRecord",
+    "Faults",
+    "GroupRecord",
+    "InvalidExpiration",
+    "LocalTurso",
+    "LocalTursoError",
+    "LocalTursoErrorCode",
     "ProtocolServerState",
+    "RegistryCorrupt",
     "RequestCounts",
     "ServerAddress",
+    "TokenClaims",
+    "TokenRejection",
+    "TokenSigner",
     "allow_all",
+    "create_local_turso_app",
     "create_protocol_app",
+    "local_turso",
+    "parse_expiration",
     "protocol_state",
     "serve",
 ]

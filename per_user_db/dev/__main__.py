@@ -1,4 +1,8 @@
-"""``python -m per_user_db.dev``: serve a directory of SQLite files over Hrana over HTTP."""
+"""``python -m per_user_db.dev``: the local Turso (Platform API + SQL over HTTP).
+
+With ``--create-on-demand`` or ``--protocol-only`` it is the plain protocol server of
+old instead: no Platform API, no tokens, every database open to everyone.
+"""
 
 from __future__ import annotations
 
@@ -7,23 +11,71 @@ import asyncio
 import contextlib
 from pathlib import Path
 
+from per_user_db.dev._local_turso import DEFAULT_MAX_DATABASES
+from per_user_db.dev._platform import create_local_turso_app, local_turso
 from per_user_db.dev._server import create_protocol_app, serve
 
 __all__ = ["main"]
 
 
+def _fraction(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
+    return value
+
+
+def _non_negative(text: str) -> float:
+    value = float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return value
+
+
 def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m per_user_db.dev",
-        description="Serve DIR/<name>.db at http://HOST:PORT/db/<name>/ like Turso does.",
+        description="A local Turso: Turso's Platform API at http://HOST:PORT/v1/ and the "
+        "databases DIR/<name>.db over Hrana at http://HOST:PORT/db/<name>/.",
     )
-    parser.add_argument("--port", type=int, required=True, help="TCP port (0: any free port)")
-    parser.add_argument("--data-dir", type=Path, required=True, help="directory of <name>.db")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    parser.add_argument("--port", type=int, default=8080, help="TCP port (0: any free port)")
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=Path(".local-turso"),
+        help="directory of <name>.db and local-turso.json (default: ./.local-turso)",
+    )
+    parser.add_argument("--org", default="local", help="organization slug (default: local)")
+    parser.add_argument(
+        "--api-token", help="Platform API token to accept (default: a random one, printed)"
+    )
+    parser.add_argument(
+        "--max-databases",
+        type=int,
+        default=DEFAULT_MAX_DATABASES,
+        help=f"plan quota; creating more answers 402 (default: {DEFAULT_MAX_DATABASES})",
+    )
+    parser.add_argument(
+        "--latency", type=_non_negative, default=0.0, metavar="MS", help="delay every request"
+    )
+    parser.add_argument(
+        "--fail-rate",
+        type=_fraction,
+        default=0.0,
+        metavar="P",
+        help="answer this fraction of Platform API requests with 500/503/429, unexecuted",
+    )
+    parser.add_argument("--seed", type=int, help="seed for --fail-rate (reproducible faults)")
+    parser.add_argument(
+        "--protocol-only",
+        action="store_true",
+        help="serve only the SQL protocol, without Platform API or tokens",
+    )
     parser.add_argument(
         "--create-on-demand",
         action="store_true",
-        help="create a missing database on its first request instead of answering 404",
+        help="protocol only: create a missing database on its first request instead of 404",
     )
     parser.add_argument(
         "--stream-idle-timeout", type=float, default=10.0, help="seconds before a stream expires"
@@ -33,13 +85,38 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
 
 async def _serve(args: argparse.Namespace) -> None:
     args.data_dir.mkdir(parents=True, exist_ok=True)
-    app = create_protocol_app(
+    if args.protocol_only or args.create_on_demand:
+        app = create_protocol_app(
+            args.data_dir,
+            stream_idle_timeout=args.stream_idle_timeout,
+            create_on_demand=args.create_on_demand,
+        )
+        async with serve(app, host=args.host, port=args.port) as address:
+            print(
+                f"serving {args.data_dir}/<name>.db at {address.database_url('<name>')}",
+                flush=True,
+            )
+            print("press Ctrl-C to stop", flush=True)
+            await asyncio.Event().wait()
+        return
+    app = create_local_turso_app(
         args.data_dir,
+        org=args.org,
+        api_token=args.api_token,
+        max_databases=args.max_databases,
+        latency=args.latency / 1000,
+        fail_rate=args.fail_rate,
+        seed=args.seed,
         stream_idle_timeout=args.stream_idle_timeout,
-        create_on_demand=args.create_on_demand,
     )
+    turso = local_turso(app)
     async with serve(app, host=args.host, port=args.port) as address:
-        print(f"serving {args.data_dir}/<name>.db at {address.database_url('<name>')}", flush=True)
+        print(f"local Turso serving {args.data_dir}", flush=True)
+        print(f"  API base URL: {address.url}  (@tursodatabase/api: {address.url}/v1/)", flush=True)
+        print(f"  organization: {turso.org}", flush=True)
+        if args.api_token is None:
+            print(f"  API token:    {turso.api_token}", flush=True)
+        print(f"  databases:    {turso.database_url('<name>', address)}", flush=True)
         print("press Ctrl-C to stop", flush=True)
         await asyncio.Event().wait()
 
