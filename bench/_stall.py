@@ -59,3 +59,17 @@ async def max_stall(work: Callable[[], Awaitable[object]]) -> tuple[float, float
         finally:
             done.set()
     return worst, time.perf_counter() - started
+
+
+async def least_stall(
+    work: Callable[[], Awaitable[object]], *, attempts: int = 3, good_enough: float = 0.05
+) -> tuple[float, float]:
+    """The smallest :func:`max_stall` over up to ``attempts`` runs, stopping at the first
+    under ``good_enough``. Work that blocks the loop stalls it on every run; a busy machine
+    preempting the process does not do so three times in a row at the same moment."""
+    best = (float("inf"), 0.0)
+    for _ in range(attempts):
+        best = min(best, await max_stall(work))
+        if best[0] < good_enough:
+            break
+    return best

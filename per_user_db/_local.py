@@ -15,15 +15,17 @@ would from SQLite itself.
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from ._sqlite import SqliteWorker, run_stream_requests
 from ._transport import DatabaseError
 from .core._hrana import CloseRequest
 
+T = TypeVar("T")
+
 if TYPE_CHECKING:
     import sqlite3
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
     from .core._hrana import StreamRequest, StreamResult
     from .core._urls import DatabaseUrl
@@ -97,6 +99,15 @@ class LocalTransport:
         await self.acquire()
         try:
             return await self.run(requests, {}, opens=True, closes=True)
+        finally:
+            self.release()
+
+    async def run_sqlite(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn`` on the raw sqlite3 connection, on its thread, owning the connection
+        (for the test kit's template copies; not for application code)."""
+        await self.acquire()
+        try:
+            return await self._worker.run(fn)
         finally:
             self.release()
 

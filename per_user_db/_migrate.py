@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING
 import anyio
 
 from ._bundled import bundled_migrations
+from ._seams import apply_migrations_doubles
+from ._seams import current as current_double
 from ._transport import DatabaseError
 from .core._apply import (
     Applied,
@@ -107,6 +109,12 @@ async def apply_migrations(
     (drift, out-of-order, a database ahead of this code) write nothing; with
     ``allow_ahead`` a database migrated by newer code is accepted as it is.
     """
+    double = current_double(apply_migrations_doubles)
+    if double is not None:
+        doubled: Result[MigrationReport, MigrationError] = await double(
+            db, migrations, allow_ahead=allow_ahead, max_attempts=max_attempts
+        )
+        return doubled
     migrations = migrations if migrations is not None else bundled_migrations()
     started = time.perf_counter()
     round_trips = 0

@@ -7,6 +7,7 @@ core because sqlglot imports logging, threading and socket.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import sqlite3
@@ -24,7 +25,7 @@ from .core._migrations import (
     parse_migrations,
 )
 
-__all__ = ["check_sqlite_statement", "load_migrations", "migrations_from_texts"]
+__all__ = ["add_migration", "check_sqlite_statement", "load_migrations", "migrations_from_texts"]
 
 _TRIGGER = re.compile(r"^\s*CREATE\s+(TEMP\s+|TEMPORARY\s+)?TRIGGER\b", re.I)
 
@@ -89,3 +90,54 @@ def load_migrations(path: str | Path) -> MigrationSet:
         except UnicodeDecodeError as exc:
             raise MigrationFileError(f"not UTF-8 ({exc.reason})", file=sql_file.name) from None
     return migrations_from_texts(journal_text, files)
+
+
+_NEW_NAME = re.compile(r"[a-z0-9][a-z0-9_]*")
+NEW_MIGRATION_TEMPLATE = (
+    "-- Write this migration's SQL here: one statement per part, parts separated by a line\n"
+    "-- holding only: --> statement-breakpoint\n"
+)
+
+
+def add_migration(folder: str | Path, name: str, *, now_ms: int) -> Path:
+    """Add ``NNNN_<name>.sql`` and its journal entry to ``folder``; returns the new file.
+
+    ``when`` is ``now_ms``, or one more than the newest entry if the clock is behind it,
+    so entries stay strictly increasing. The file starts with a comment only: it must get
+    statements before the set loads again.
+    """
+    if not _NEW_NAME.fullmatch(name):
+        raise ValueError(f"migration name must be lowercase letters, digits and '_', got {name!r}")
+    root = Path(folder)
+    journal_path = root / JOURNAL_PATH
+    if journal_path.exists():
+        try:
+            document = json.loads(journal_path.read_text(encoding="utf-8"))
+        except ValueError as exc:
+            raise JournalError(f"not valid JSON ({exc})", file=JOURNAL_PATH) from None
+    else:
+        document = {"version": "7", "dialect": "sqlite", "entries": []}
+    entries = document.get("entries")
+    if not isinstance(document, dict) or not isinstance(entries, list):
+        raise JournalError("'entries' must be a list", file=JOURNAL_PATH)
+    newest = max((e.get("when", 0) for e in entries if isinstance(e, dict)), default=0)
+    idx = len(entries)
+    tag = f"{idx:04d}_{name}"
+    target = root / f"{tag}.sql"
+    if target.exists():
+        raise MigrationFileError("already exists", file=target.name)
+    entries.append(
+        {
+            "idx": idx,
+            "version": "6",
+            "when": max(now_ms, newest + 1),
+            "tag": tag,
+            "breakpoints": True,
+        }
+    )
+    journal_path.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(NEW_MIGRATION_TEMPLATE, encoding="utf-8")
+    temporary = journal_path.with_suffix(".json.tmp")
+    temporary.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+    temporary.replace(journal_path)
+    return target

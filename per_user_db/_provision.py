@@ -16,6 +16,7 @@ from enum import Enum
 
 import anyio
 
+from ._seams import create_database_doubles, current
 from ._settings import Backend, Settings, SettingsError
 from .core._names import DatabaseNameError
 from .core._platform import AlreadyExists, DatabaseInfo, InvalidResponse, NotFound, PlatformError
@@ -184,6 +185,12 @@ async def create_database(
     the reference time for ``Retry-After`` dates and for refusing a token that is already
     expired; it defaults to the current time.
     """
+    double = current(create_database_doubles)
+    if double is not None:
+        result: Result[Credentials, CreateDatabaseError] = await double(
+            user_id, settings=settings, now=now, client=client
+        )
+        return result
     if settings is None:
         match Settings.from_env():
             case Err(problem):

@@ -12,6 +12,7 @@ import argparse
 import asyncio
 import json
 import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -205,6 +206,68 @@ async def _token(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+async def _check(args: argparse.Namespace) -> int:
+    from ._check import check_schema
+    from ._migration_files import load_migrations
+    from .core._migrations import MigrationFileError
+
+    try:
+        migrations = load_migrations(args.migrations) if args.migrations else None
+    except MigrationFileError as exc:
+        return _fail(f"the migrations cannot be read: {exc}")
+    problems = await check_schema(migrations, args.schema)
+    if problems:
+        print("schema/ and the migrations disagree:", file=sys.stderr)
+        for problem in problems:
+            print(f"  - {problem}", file=sys.stderr)
+        return EXIT_FAILED
+    print("the migrations build exactly what schema/ declares")
+    return EXIT_OK
+
+
+def _migration_new(args: argparse.Namespace) -> int:
+    from ._migration_files import add_migration
+
+    try:
+        created = add_migration(args.dir, args.name, now_ms=int(time.time() * 1000))
+    except ValueError as exc:  # bad name, broken journal, file exists
+        return _fail(str(exc), EXIT_USAGE)
+    print(f"created {created}; write its SQL, then run per-user-db check")
+    return EXIT_OK
+
+
+def _export(args: argparse.Namespace) -> int:
+    # Only "expo" so far; formats are subcommands of "export" so that others can join.
+    from . import _expo
+    from ._bundled import bundled_path
+    from .core._migrations import MigrationFileError
+
+    source = args.migrations or bundled_path("migrations")
+    try:
+        migrations, journal_text = _expo.read_migrations_folder(source)
+    except MigrationFileError as exc:
+        return _fail(f"the migrations in {source} cannot be read: {exc}", EXIT_USAGE)
+    files = _expo.expo_files(migrations, inline=args.inline, journal_text=journal_text)
+    match _expo.write_expo_export(args.out_dir, files, force=args.force):
+        case Err(error):
+            refused = error.problem is _expo.ExportProblem.NOT_EMPTY
+            return _fail(str(error), EXIT_REFUSED if refused else EXIT_FAILED)
+        case Ok(report):
+            pass
+    document = {
+        "out_dir": str(report.out_dir),
+        "migrations": [m.tag for m in migrations],
+        "inline": args.inline,
+        "written": list(report.written),
+        "removed": list(report.removed),
+    }
+    lines = [f"exported {len(migrations)} migrations for Expo to {report.out_dir}"]
+    lines += [f"  wrote   {name}" for name in report.written]
+    lines += [f"  removed {name} (not in the exported set)" for name in report.removed]
+    _emit(args.json, document, lines)
+    return EXIT_OK
+
+
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="per-user-db",
@@ -250,6 +313,42 @@ def _build_parser() -> argparse.ArgumentParser:
     token.add_argument("--read-only", action="store_true", help="a read-only token")
     token.add_argument("--json", action="store_true", help="print one JSON document")
 
+    check = commands.add_parser(
+        "check",
+        help="replay the migrations and compare the result with schema/ (exit 1 on a difference)",
+    )
+    check.add_argument("--migrations", type=Path, help="a migrations folder (default: bundled)")
+    check.add_argument("--schema", type=Path, help="a schema folder (default: bundled)")
+
+    migration = commands.add_parser("migration", help="work on a migrations folder")
+    migration_commands = migration.add_subparsers(dest="migration_command", required=True)
+    new = migration_commands.add_parser(
+        "new", help="add NNNN_NAME.sql and its journal entry (when = now in ms)"
+    )
+    new.add_argument("name", metavar="NAME", help="lowercase letters, digits and _")
+    new.add_argument(
+        "--dir", type=Path, default=Path("migrations"), help="the folder (default: ./migrations)"
+    )
+
+    export = commands.add_parser("export", help="write the migrations in another tool's layout")
+    formats = export.add_subparsers(dest="format", required=True, metavar="FORMAT")
+    expo = formats.add_parser(
+        "expo", help="drizzle-kit's Expo layout: the .sql files, meta/_journal.json, migrations.js"
+    )
+    expo.add_argument("out_dir", metavar="OUT_DIR", type=Path)
+    expo.add_argument(
+        "--migrations", type=Path, metavar="DIR", help="a migrations folder (default: bundled)"
+    )
+    expo.add_argument(
+        "--inline",
+        action="store_true",
+        help="put the journal and the SQL in migrations.js (no .sql or .json imports)",
+    )
+    expo.add_argument(
+        "--force", action="store_true", help="write into a non-empty folder that is no export"
+    )
+    expo.add_argument("--json", action="store_true", help="print one JSON document")
+
     commands.add_parser(
         "dev",
         help="run the local Turso (Platform API + SQL protocol) on 127.0.0.1; "
@@ -268,9 +367,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         dev_main(arguments[1:])
         return EXIT_OK
     args = _build_parser().parse_args(arguments)
+    if args.command == "export":
+        return _export(args)
+    if args.command == "migration":
+        return _migration_new(args)
     if args.command == "token" and not args.never and args.expires_in_days < 1:
         return _fail("--expires-in-days must be at least 1", EXIT_USAGE)
-    run = {"create": _create, "list": _list, "delete": _delete, "token": _token}[args.command]
+    run = {
+        "create": _create,
+        "list": _list,
+        "delete": _delete,
+        "token": _token,
+        "check": _check,
+    }[args.command]
     return asyncio.run(run(args))
 
 
