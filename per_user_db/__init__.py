@@ -41,10 +41,20 @@ Provisioning
     (``Settings.from_env()``) says where: Turso's Platform API, or embedded SQLite files
     when no API token is set. :class:`per_user_db.turso.PlatformClient` is the Platform
     API client underneath.
+
+Users
+    :func:`setup_user_database` creates, saves and migrates a user's database;
+    :func:`get_valid_credentials` returns credentials whose token stays valid for a
+    margin, refreshing it once however many callers ask; :func:`refresh_tokens` sweeps
+    tokens that expire soon. Credentials live in a :class:`CredentialStore`
+    (:class:`InMemoryCredentialStore`, or :class:`DatabaseCredentialStore` with tokens
+    encrypted by a :class:`TokenCipher`). ``async with user_database(user_id, store=...)
+    as db`` opens, migrates and always closes; :func:`current_database` finds it inside.
 """
 
 from __future__ import annotations
 
+from ._cipher import DecryptError, TokenCipher
 from ._connect import VerifiedCache, connect
 from ._database import Database, DatabaseTransaction
 from ._migrate import MigrationReport, apply_migrations, migration_status
@@ -59,8 +69,26 @@ from ._provision import (
     UserIdRejected,
     create_database,
 )
+from ._scope import NoDatabaseScope, UserDatabaseUnavailable, current_database, user_database
 from ._settings import Backend, Settings, SettingsError
+from ._store import (
+    CredentialStore,
+    DatabaseCredentialStore,
+    InMemoryCredentialStore,
+    StoreCorrupt,
+    StoredCredentials,
+    StoreError,
+    StoreUnavailable,
+)
 from ._transport import DatabaseError
+from ._users import (
+    NotProvisioned,
+    RefreshFailed,
+    RefreshReport,
+    get_valid_credentials,
+    refresh_tokens,
+    setup_user_database,
+)
 from .core._errors import ConnectError, ConnectErrorCode
 from .core._migration_errors import (
     ForeignKeyViolation,
@@ -110,12 +138,15 @@ __all__ = [
     "ConnectErrorCode",
     "CreateDatabaseError",
     "CreateStep",
+    "CredentialStore",
     "Credentials",
     "Database",
     "DatabaseAhead",
+    "DatabaseCredentialStore",
     "DatabaseError",
     "DatabaseNameError",
     "DatabaseTransaction",
+    "DecryptError",
     "Drift",
     "DriftedMigration",
     "DuplicateTag",
@@ -123,6 +154,7 @@ __all__ = [
     "Err",
     "ForeignKeyViolation",
     "ForeignKeyViolations",
+    "InMemoryCredentialStore",
     "InvalidAppEnv",
     "InvalidNameSecret",
     "InvalidPrefix",
@@ -138,30 +170,45 @@ __all__ = [
     "MigrationUnavailable",
     "MissingMigrationFile",
     "NameTooLong",
+    "NoDatabaseScope",
     "NonIncreasingWhen",
+    "NotProvisioned",
     "Ok",
     "OutOfOrder",
     "Plan",
     "PlanError",
     "ProvisionFailed",
+    "RefreshFailed",
+    "RefreshReport",
     "Result",
     "Settings",
     "SettingsError",
     "StatementError",
     "StatementFailed",
+    "StoreCorrupt",
+    "StoreError",
+    "StoreUnavailable",
+    "StoredCredentials",
+    "TokenCipher",
     "UnlistedMigrationFile",
     "UnwrapError",
+    "UserDatabaseUnavailable",
     "UserIdRejected",
     "VerifiedCache",
     "apply_migrations",
     "connect",
     "create_database",
+    "current_database",
     "database_name",
+    "get_valid_credentials",
     "load_migrations",
     "migration_status",
     "migrations_from_texts",
     "open_database",
     "plan",
+    "refresh_tokens",
+    "setup_user_database",
+    "user_database",
 ]
 
 __version__ = "0.1.0"

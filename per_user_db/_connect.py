@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     import aiohttp
 
     from ._database import Database
+    from ._http import TokenProvider
     from .core._migrations import MigrationSet
 
 __all__ = ["VerifiedCache", "connect"]
@@ -123,6 +124,7 @@ async def connect(
     busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
     allow_insecure: bool = False,
     session: aiohttp.ClientSession | None = None,
+    token_provider: TokenProvider | None = None,
 ) -> Result[Database, ConnectError]:
     """Open the database at ``url`` and, with ``migrate``, bring it to the head of
     ``migrations`` (default: the bundled per-user schema).
@@ -139,6 +141,7 @@ async def connect(
         busy_timeout=busy_timeout,
         allow_insecure=allow_insecure,
         session=session,
+        token_provider=token_provider,
     )
     if isinstance(opened, Err) or not migrate:
         return opened

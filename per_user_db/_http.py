@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 import aiohttp
@@ -33,7 +34,10 @@ if TYPE_CHECKING:
     from .core._hrana import StreamRequest, StreamResult
     from .core._urls import DatabaseUrl
 
-__all__ = ["HttpTransport"]
+__all__ = ["HttpTransport", "TokenProvider"]
+
+TokenProvider = Callable[[], Awaitable[str | None]]
+"""Returns a fresh token after the server rejected the current one (None: none to be had)."""
 
 _MAX_ERROR_TEXT = 300
 
@@ -68,6 +72,7 @@ class HttpTransport:
         timeout: float,
         owns_session: bool = True,
         close_streams: bool = True,
+        token_provider: TokenProvider | None = None,
     ) -> None:
         self._url = url
         self._endpoint = url.endpoint.rstrip("/")
@@ -78,6 +83,7 @@ class HttpTransport:
         self._owns_session = owns_session
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._version = "v3"
+        self._token_provider = token_provider
         # The protocol asks for a close at the end of a one-shot pipeline, and Turso frees
         # the stream at once; tursodb --sync-server has no streams and rejects it.
         self._closing = (CloseRequest(),) if close_streams else ()
@@ -115,6 +121,12 @@ class HttpTransport:
         body = encode_pipeline_request(baton, requests)
         version = self._version
         status, payload, retry_after = await self._post(f"{base}/{version}/pipeline", body)
+        if status == 401 and self._token_provider is not None:
+            # A 401 means nothing ran, so sending again is safe whatever the request.
+            fresh = await self._token_provider()
+            if fresh:
+                self._headers["Authorization"] = f"Bearer {fresh}"
+                status, payload, retry_after = await self._post(f"{base}/{version}/pipeline", body)
         if status == 404 and version == "v3" and baton is None:
             # A 404 means nothing ran: safe to ask the Hrana 2 endpoint once.
             status_v2, payload_v2, retry_v2 = await self._post(f"{base}/v2/pipeline", body)

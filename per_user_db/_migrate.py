@@ -76,7 +76,7 @@ def _busy(error: DatabaseError) -> bool:
 
 async def _read_plan(db: Database, migrations: MigrationSet) -> Result[Plan, MigrationError]:
     try:
-        results = await db.pipeline(read_requests())
+        results = await db.pipeline(read_requests(migrations.version_table))
     except DatabaseError as exc:
         return Err(_unavailable(db, exc))
     match read_version_rows(results, database=db.url):

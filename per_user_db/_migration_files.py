@@ -11,6 +11,7 @@ import json
 import logging
 import re
 import sqlite3
+from dataclasses import replace
 from pathlib import Path
 
 import sqlglot
@@ -18,6 +19,7 @@ from sqlglot import exp
 from sqlglot.errors import ParseError
 
 from .core._migrations import (
+    DEFAULT_VERSION_TABLE,
     JOURNAL_PATH,
     JournalError,
     MigrationFileError,
@@ -63,16 +65,22 @@ def check_sqlite_statement(sql: str) -> str | None:
     return None
 
 
-def migrations_from_texts(journal_text: str, files: dict[str, str]) -> MigrationSet:
+def migrations_from_texts(
+    journal_text: str, files: dict[str, str], *, version_table: str = DEFAULT_VERSION_TABLE
+) -> MigrationSet:
     """Parse and validate a migration set given as texts (SQL checked with sqlglot)."""
-    return parse_migrations(journal_text, files, check_statement=check_sqlite_statement)
+    parsed = parse_migrations(journal_text, files, check_statement=check_sqlite_statement)
+    return replace(parsed, version_table=version_table)
 
 
-def load_migrations(path: str | Path) -> MigrationSet:
+def load_migrations(
+    path: str | Path, *, version_table: str = DEFAULT_VERSION_TABLE
+) -> MigrationSet:
     """Read a drizzle-kit migrations folder: ``meta/_journal.json`` and its ``.sql`` files.
 
     Raises a :class:`~per_user_db.MigrationFileError` subclass naming the file (and for
-    SQL, the statement number and the parser's message).
+    SQL, the statement number and the parser's message). ``version_table`` names the
+    table that records them (drizzle's by default).
     """
     folder = Path(path)
     journal = folder / JOURNAL_PATH
@@ -89,7 +97,7 @@ def load_migrations(path: str | Path) -> MigrationSet:
             files[sql_file.name] = sql_file.read_bytes().decode("utf-8")
         except UnicodeDecodeError as exc:
             raise MigrationFileError(f"not UTF-8 ({exc.reason})", file=sql_file.name) from None
-    return migrations_from_texts(journal_text, files)
+    return migrations_from_texts(journal_text, files, version_table=version_table)
 
 
 _NEW_NAME = re.compile(r"[a-z0-9][a-z0-9_]*")

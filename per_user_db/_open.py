@@ -7,7 +7,7 @@ import sqlite3
 import aiohttp
 
 from ._database import Database
-from ._http import HttpTransport
+from ._http import HttpTransport, TokenProvider
 from ._local import LocalTransport
 from ._ws import WsTransport
 from .core._errors import ConnectError, ConnectErrorCode
@@ -29,6 +29,7 @@ async def open_database(
     allow_insecure: bool = False,
     session: aiohttp.ClientSession | None = None,
     close_streams: bool = True,
+    token_provider: TokenProvider | None = None,
 ) -> Result[Database, ConnectError]:
     """Open the database at ``url``; nothing is sent over the network yet.
 
@@ -40,7 +41,9 @@ async def open_database(
     waits for a lock. Pass ``session`` to share one aiohttp session among databases (it
     is then not closed with the database). ``close_streams=False`` leaves out the
     ``close`` request that ends every one-shot HTTP pipeline, for servers without streams
-    that reject it (``tursodb --sync-server``).
+    that reject it (``tursodb --sync-server``). ``token_provider`` (HTTP only) is
+    awaited for a fresh token when the server answers 401; the request is then sent once
+    more, which is safe because a rejected request never ran.
     """
     match parse_database_url(url):
         case Err(invalid):
@@ -88,6 +91,7 @@ async def open_database(
                 timeout=request_timeout,
                 owns_session=own,
                 close_streams=close_streams,
+                token_provider=token_provider,
             )
             return Ok(Database(transport, parsed))
         case TransportKind.WEBSOCKET:

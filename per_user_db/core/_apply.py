@@ -52,7 +52,7 @@ from ._migration_errors import (
     MigrationUnavailable,
     StatementFailed,
 )
-from ._planner import CREATE_VERSION_TABLE, SELECT_VERSION_ROWS, VERSION_TABLE, Plan
+from ._planner import VERSION_TABLE, Plan, create_version_table, select_version_rows
 from ._result import Err, Ok, Result
 
 if TYPE_CHECKING:
@@ -78,20 +78,17 @@ VERSION_GUARD_MARKER = "per-user-db: version table changed"
 FK_GUARD_MARKER = "per-user-db: foreign key violations"
 _MAX_VIOLATIONS = 100
 
-_TABLE_EXISTS = (
-    "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = '" + VERSION_TABLE + "'"
-)
-
 
 def _stmt(sql: str, *, want_rows: bool = False) -> Stmt:
     return Stmt(sql=sql, want_rows=want_rows)
 
 
-def read_requests() -> tuple[StreamRequest, ...]:
+def read_requests(table: str = VERSION_TABLE) -> tuple[StreamRequest, ...]:
     """One round trip: whether the version table exists, and its rows if it does."""
+    exists = f"SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = '{table}'"
     return (
-        ExecuteRequest(stmt=_stmt(_TABLE_EXISTS, want_rows=True)),
-        ExecuteRequest(stmt=_stmt(SELECT_VERSION_ROWS, want_rows=True)),
+        ExecuteRequest(stmt=_stmt(exists, want_rows=True)),
+        ExecuteRequest(stmt=_stmt(select_version_rows(table), want_rows=True)),
     )
 
 
@@ -130,9 +127,10 @@ def _guard(condition: str, marker: str) -> Stmt:
 def _version_guard(plan: Plan) -> Stmt:
     count = len(plan.rows)
     newest = plan.rows[-1].created_at if plan.rows else -1
+    table = plan.version_table
     condition = (
-        f'(SELECT count(*) FROM "{VERSION_TABLE}") = {count} AND '
-        f'(SELECT coalesce(max(created_at), -1) FROM "{VERSION_TABLE}") = {newest}'
+        f'(SELECT count(*) FROM "{table}") = {count} AND '
+        f'(SELECT coalesce(max(created_at), -1) FROM "{table}") = {newest}'
     )
     return _guard(condition, VERSION_GUARD_MARKER)
 
@@ -174,7 +172,7 @@ def apply_program(plan: Plan) -> ApplyProgram:
     ]
     stmts: list[Stmt] = [
         _stmt("BEGIN IMMEDIATE"),
-        _stmt(CREATE_VERSION_TABLE),
+        _stmt(create_version_table(plan.version_table)),
         _version_guard(plan),
     ]
     planned = iter(plan.statements)

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 
 __all__ = [
     "BREAKPOINT",
+    "DEFAULT_VERSION_TABLE",
     "JOURNAL_PATH",
     "DuplicateTag",
     "JournalError",
@@ -44,6 +45,8 @@ __all__ = [
 ]
 
 BREAKPOINT = "--> statement-breakpoint"
+DEFAULT_VERSION_TABLE = "__drizzle_migrations"
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 JOURNAL_PATH = "meta/_journal.json"
 _TAG = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
@@ -111,6 +114,15 @@ class MigrationSet:
     migrations: tuple[Migration, ...]
     journal_version: str = "7"
     dialect: str = "sqlite"
+    version_table: str = DEFAULT_VERSION_TABLE
+    """Where applied migrations are recorded: drizzle's table by default. A second,
+    independent set in the same database (a library's own tables) needs its own."""
+
+    def __post_init__(self) -> None:
+        if not _IDENTIFIER.fullmatch(self.version_table):
+            raise ValueError(
+                f"version_table must be a plain SQL identifier, got {self.version_table!r}"
+            )
 
     def __iter__(self) -> Iterator[Migration]:
         return iter(self.migrations)
@@ -125,7 +137,7 @@ class MigrationSet:
     @property
     def fingerprint(self) -> str:
         """A stable digest of the whole ordered set: changes when any file or entry does."""
-        digest = hashlib.sha256()
+        digest = hashlib.sha256(self.version_table.encode())
         for m in self.migrations:
             digest.update(f"{m.idx}\0{m.tag}\0{m.when}\0{m.hash}\n".encode())
         return digest.hexdigest()

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
+from ._migrations import DEFAULT_VERSION_TABLE
 from ._result import Err, Ok, Result
 
 if TYPE_CHECKING:
@@ -41,25 +42,38 @@ __all__ = [
     "OutOfOrder",
     "Plan",
     "PlanError",
+    "create_version_table",
     "disables_foreign_keys",
     "insert_version_row",
     "plan",
+    "select_version_rows",
 ]
 
-VERSION_TABLE = "__drizzle_migrations"
-CREATE_VERSION_TABLE = (
-    f'CREATE TABLE IF NOT EXISTS "{VERSION_TABLE}" '
-    "(id SERIAL PRIMARY KEY, hash text NOT NULL, created_at numeric)"
-)
-SELECT_VERSION_ROWS = f'SELECT hash, created_at FROM "{VERSION_TABLE}"'
+VERSION_TABLE = DEFAULT_VERSION_TABLE
+
+
+def create_version_table(table: str = VERSION_TABLE) -> str:
+    """drizzle's version table, exactly as drizzle creates it."""
+    return (
+        f'CREATE TABLE IF NOT EXISTS "{table}" '
+        "(id SERIAL PRIMARY KEY, hash text NOT NULL, created_at numeric)"
+    )
+
+
+def select_version_rows(table: str = VERSION_TABLE) -> str:
+    return f'SELECT hash, created_at FROM "{table}"'
+
+
+CREATE_VERSION_TABLE = create_version_table()
+SELECT_VERSION_ROWS = select_version_rows()
 
 _FOREIGN_KEYS_OFF = re.compile(r"^\s*PRAGMA\s+foreign_keys\s*=\s*(OFF|0|FALSE|NO)\s*;?\s*$", re.I)
 
 
-def insert_version_row(migration: Migration) -> str:
+def insert_version_row(migration: Migration, table: str = VERSION_TABLE) -> str:
     """The row drizzle writes for an applied migration (hash is hex: safe to inline)."""
     return (
-        f'INSERT INTO "{VERSION_TABLE}" ("hash", "created_at") '
+        f'INSERT INTO "{table}" ("hash", "created_at") '
         f"VALUES ('{migration.hash}', {migration.when})"
     )
 
@@ -92,6 +106,7 @@ class Plan:
     statements: tuple[str, ...]
     disables_foreign_keys: bool
     rows: tuple[AppliedRow, ...]
+    version_table: str = VERSION_TABLE
 
     @property
     def up_to_date(self) -> bool:
@@ -251,7 +266,7 @@ def plan(
     statements: list[str] = []
     for migration in pending:
         statements.extend(migration.statements)
-        statements.append(insert_version_row(migration))
+        statements.append(insert_version_row(migration, migrations.version_table))
     return Ok(
         Plan(
             applied=done,
@@ -261,5 +276,6 @@ def plan(
                 disables_foreign_keys(s) for m in pending for s in m.statements
             ),
             rows=rows,
+            version_table=migrations.version_table,
         )
     )
