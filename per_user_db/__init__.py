@@ -54,82 +54,86 @@ Users
 
 from __future__ import annotations
 
-from ._cipher import DecryptError, TokenCipher
-from ._connect import VerifiedCache, connect
-from ._database import Database, DatabaseTransaction
-from ._migrate import MigrationReport, apply_migrations, migration_status
-from ._migration_files import load_migrations, migrations_from_texts
-from ._open import open_database
-from ._provision import (
-    CreateDatabaseError,
-    CreateStep,
-    Credentials,
-    EmbeddedFailed,
-    ProvisionFailed,
-    UserIdRejected,
-    create_database,
-)
-from ._scope import NoDatabaseScope, UserDatabaseUnavailable, current_database, user_database
-from ._settings import Backend, Settings, SettingsError
-from ._store import (
-    CredentialStore,
-    DatabaseCredentialStore,
-    InMemoryCredentialStore,
-    StoreCorrupt,
-    StoredCredentials,
-    StoreError,
-    StoreUnavailable,
-)
-from ._transport import DatabaseError
-from ._users import (
-    NotProvisioned,
-    RefreshFailed,
-    RefreshReport,
-    get_valid_credentials,
-    refresh_tokens,
-    setup_user_database,
-)
-from .core._errors import ConnectError, ConnectErrorCode
-from .core._migration_errors import (
-    ForeignKeyViolation,
-    ForeignKeyViolations,
-    MigrationContention,
-    MigrationError,
-    MigrationUnavailable,
-    StatementFailed,
-)
-from .core._migrations import (
-    DuplicateTag,
-    JournalError,
-    Migration,
-    MigrationFileError,
-    MigrationSet,
-    MissingMigrationFile,
-    NonIncreasingWhen,
-    StatementError,
-    UnlistedMigrationFile,
-)
-from .core._names import (
-    DatabaseNameError,
-    InvalidAppEnv,
-    InvalidNameSecret,
-    InvalidPrefix,
-    InvalidUserId,
-    NameTooLong,
-    database_name,
-)
-from .core._planner import (
-    AppliedRow,
-    DatabaseAhead,
-    Drift,
-    DriftedMigration,
-    InvalidVersionRow,
-    OutOfOrder,
-    Plan,
-    PlanError,
-    plan,
-)
-from .core._result import Err, Ok, Result, UnwrapError
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._cipher import DecryptError, TokenCipher
+    from ._connect import VerifiedCache, connect
+    from ._database import Database, DatabaseTransaction
+    from ._migrate import MigrationReport, apply_migrations, migration_status
+    from ._migration_files import load_migrations, migrations_from_texts
+    from ._open import open_database
+    from ._provision import (
+        CreateDatabaseError,
+        CreateStep,
+        Credentials,
+        EmbeddedFailed,
+        ProvisionFailed,
+        UserIdRejected,
+        create_database,
+    )
+    from ._scope import NoDatabaseScope, UserDatabaseUnavailable, current_database, user_database
+    from ._settings import Backend, Settings, SettingsError
+    from ._store import (
+        CredentialStore,
+        DatabaseCredentialStore,
+        InMemoryCredentialStore,
+        StoreCorrupt,
+        StoredCredentials,
+        StoreError,
+        StoreUnavailable,
+    )
+    from ._transport import DatabaseError
+    from ._users import (
+        NotProvisioned,
+        RefreshFailed,
+        RefreshReport,
+        get_valid_credentials,
+        refresh_tokens,
+        setup_user_database,
+    )
+    from .core._errors import ConnectError, ConnectErrorCode
+    from .core._migration_errors import (
+        ForeignKeyViolation,
+        ForeignKeyViolations,
+        MigrationContention,
+        MigrationError,
+        MigrationUnavailable,
+        StatementFailed,
+    )
+    from .core._migrations import (
+        DuplicateTag,
+        JournalError,
+        Migration,
+        MigrationFileError,
+        MigrationSet,
+        MissingMigrationFile,
+        NonIncreasingWhen,
+        StatementError,
+        UnlistedMigrationFile,
+    )
+    from .core._names import (
+        DatabaseNameError,
+        InvalidAppEnv,
+        InvalidNameSecret,
+        InvalidPrefix,
+        InvalidUserId,
+        NameTooLong,
+        database_name,
+    )
+    from .core._planner import (
+        AppliedRow,
+        DatabaseAhead,
+        Drift,
+        DriftedMigration,
+        InvalidVersionRow,
+        OutOfOrder,
+        Plan,
+        PlanError,
+        plan,
+    )
+    from .core._result import Err, Ok, Result, UnwrapError
 
 __all__ = [
     "AppliedRow",
@@ -211,4 +215,100 @@ __all__ = [
     "user_database",
 ]
 
+
 __version__ = "0.1.0"
+
+# Names are imported on first use, so that importing a submodule (the pytest plugin, the
+# pure core) does not load aiohttp, sqlglot and the rest of the shell.
+_EXPORTS: dict[str, str] = {
+    "AppliedRow": ".core._planner",
+    "Backend": "._settings",
+    "ConnectError": ".core._errors",
+    "ConnectErrorCode": ".core._errors",
+    "CreateDatabaseError": "._provision",
+    "CreateStep": "._provision",
+    "CredentialStore": "._store",
+    "Credentials": "._provision",
+    "Database": "._database",
+    "DatabaseAhead": ".core._planner",
+    "DatabaseCredentialStore": "._store",
+    "DatabaseError": "._transport",
+    "DatabaseNameError": ".core._names",
+    "DatabaseTransaction": "._database",
+    "DecryptError": "._cipher",
+    "Drift": ".core._planner",
+    "DriftedMigration": ".core._planner",
+    "DuplicateTag": ".core._migrations",
+    "EmbeddedFailed": "._provision",
+    "Err": ".core._result",
+    "ForeignKeyViolation": ".core._migration_errors",
+    "ForeignKeyViolations": ".core._migration_errors",
+    "InMemoryCredentialStore": "._store",
+    "InvalidAppEnv": ".core._names",
+    "InvalidNameSecret": ".core._names",
+    "InvalidPrefix": ".core._names",
+    "InvalidUserId": ".core._names",
+    "InvalidVersionRow": ".core._planner",
+    "JournalError": ".core._migrations",
+    "Migration": ".core._migrations",
+    "MigrationContention": ".core._migration_errors",
+    "MigrationError": ".core._migration_errors",
+    "MigrationFileError": ".core._migrations",
+    "MigrationReport": "._migrate",
+    "MigrationSet": ".core._migrations",
+    "MigrationUnavailable": ".core._migration_errors",
+    "MissingMigrationFile": ".core._migrations",
+    "NameTooLong": ".core._names",
+    "NoDatabaseScope": "._scope",
+    "NonIncreasingWhen": ".core._migrations",
+    "NotProvisioned": "._users",
+    "Ok": ".core._result",
+    "OutOfOrder": ".core._planner",
+    "Plan": ".core._planner",
+    "PlanError": ".core._planner",
+    "ProvisionFailed": "._provision",
+    "RefreshFailed": "._users",
+    "RefreshReport": "._users",
+    "Result": ".core._result",
+    "Settings": "._settings",
+    "SettingsError": "._settings",
+    "StatementError": ".core._migrations",
+    "StatementFailed": ".core._migration_errors",
+    "StoreCorrupt": "._store",
+    "StoreError": "._store",
+    "StoreUnavailable": "._store",
+    "StoredCredentials": "._store",
+    "TokenCipher": "._cipher",
+    "UnlistedMigrationFile": ".core._migrations",
+    "UnwrapError": ".core._result",
+    "UserDatabaseUnavailable": "._scope",
+    "UserIdRejected": "._provision",
+    "VerifiedCache": "._connect",
+    "apply_migrations": "._migrate",
+    "connect": "._connect",
+    "create_database": "._provision",
+    "current_database": "._scope",
+    "database_name": ".core._names",
+    "get_valid_credentials": "._users",
+    "load_migrations": "._migration_files",
+    "migration_status": "._migrate",
+    "migrations_from_texts": "._migration_files",
+    "open_database": "._open",
+    "plan": ".core._planner",
+    "refresh_tokens": "._users",
+    "setup_user_database": "._users",
+    "user_database": "._scope",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'per_user_db' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
