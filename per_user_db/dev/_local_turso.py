@@ -13,6 +13,7 @@ database (or its group) and not rotated since.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import enum
 import logging
 import uuid
@@ -195,13 +196,7 @@ class LocalTurso:
             record = self.registry.database(name)
             if record is None:
                 return _not_found(name)
-            record = DatabaseRecord(
-                name=record.name,
-                db_id=record.db_id,
-                group=record.group,
-                created_at=record.created_at,
-                generation=record.generation + 1,
-            )
+            record = dataclasses.replace(record, generation=record.generation + 1)
             self.registry.put_database(record)
             await self.registry.save()
         return Ok(record)
@@ -210,23 +205,10 @@ class LocalTurso:
         self, name: str, *, expiration: str | None = None, read_only: bool = False
     ) -> Result[str, LocalTursoError]:
         """A JWT for database ``name``; ``expiration`` as Turso's parameter (default never)."""
-        match parse_expiration(expiration):
-            case Err(_):
-                return _refuse(LocalTursoErrorCode.BAD_REQUEST, INVALID_EXPIRATION)
-            case Ok(lifetime):
-                pass
         record = self.registry.database(name)
         if record is None:
             return _not_found(name)
-        now = int(self.clock())
-        claims = TokenClaims(
-            access=Access.READ_ONLY if read_only else Access.READ_WRITE,
-            issued_at=now,
-            expires_at=None if lifetime is None else now + lifetime,
-            database_id=record.db_id,
-            generation=record.generation,
-        )
-        return Ok(self.registry.signer.mint(claims))
+        return self._mint(expiration, read_only, record.generation, database_id=record.db_id)
 
     # --- groups ------------------------------------------------------------------------
 
@@ -261,13 +243,7 @@ class LocalTurso:
             record = self.registry.group(name)
             if record is None:
                 return Err(_GROUP_NOT_FOUND)
-            record = GroupRecord(
-                name=record.name,
-                uuid=record.uuid,
-                location=record.location,
-                created_at=record.created_at,
-                generation=record.generation + 1,
-            )
+            record = dataclasses.replace(record, generation=record.generation + 1)
             self.registry.put_group(record)
             await self.registry.save()
         return Ok(record)
@@ -276,21 +252,33 @@ class LocalTurso:
         self, name: str, *, expiration: str | None = None, read_only: bool = False
     ) -> Result[str, LocalTursoError]:
         """A JWT for every database of group ``name``."""
+        record = self.registry.group(name)
+        if record is None:
+            return Err(_GROUP_NOT_FOUND)
+        return self._mint(expiration, read_only, record.generation, group_id=record.uuid)
+
+    def _mint(
+        self,
+        expiration: str | None,
+        read_only: bool,
+        generation: int,
+        *,
+        database_id: str | None = None,
+        group_id: str | None = None,
+    ) -> Result[str, LocalTursoError]:
         match parse_expiration(expiration):
             case Err(_):
                 return _refuse(LocalTursoErrorCode.BAD_REQUEST, INVALID_EXPIRATION)
             case Ok(lifetime):
                 pass
-        record = self.registry.group(name)
-        if record is None:
-            return Err(_GROUP_NOT_FOUND)
         now = int(self.clock())
         claims = TokenClaims(
             access=Access.READ_ONLY if read_only else Access.READ_WRITE,
             issued_at=now,
             expires_at=None if lifetime is None else now + lifetime,
-            group_id=record.uuid,
-            generation=record.generation,
+            database_id=database_id,
+            group_id=group_id,
+            generation=generation,
         )
         return Ok(self.registry.signer.mint(claims))
 
