@@ -19,7 +19,13 @@ from typing import TYPE_CHECKING, TypeVar
 
 from ._sqlite import SqliteWorker, run_stream_requests
 from ._transport import DatabaseError
-from .core._hrana import CloseRequest
+from .core._hrana import (
+    BatchRequest,
+    CloseRequest,
+    ExecuteRequest,
+    SequenceRequest,
+    StoreSqlRequest,
+)
 
 T = TypeVar("T")
 
@@ -33,11 +39,21 @@ if TYPE_CHECKING:
 __all__ = ["LocalTransport"]
 
 
-def _reset(conn: sqlite3.Connection) -> None:
-    """What a fresh stream looks like: no transaction left over, foreign keys on."""
-    if conn.in_transaction:
-        conn.rollback()
-    conn.execute("PRAGMA foreign_keys = ON")
+def _mentions_foreign_keys(requests: Sequence[StreamRequest]) -> bool:
+    """Whether any SQL in ``requests`` could switch foreign keys (a PRAGMA names them)."""
+    for request in requests:
+        match request:
+            case ExecuteRequest(stmt=stmt):
+                texts: tuple[str | None, ...] = (stmt.sql,)
+            case BatchRequest(batch=batch):
+                texts = tuple(step.stmt.sql for step in batch.steps)
+            case SequenceRequest(sql=sql) | StoreSqlRequest(sql=sql):
+                texts = (sql,)
+            case _:
+                texts = ()
+        if any(text and "foreign_keys" in text.lower() for text in texts):
+            return True
+    return False
 
 
 class LocalTransport:
@@ -46,6 +62,9 @@ class LocalTransport:
         self._url = url
         self._busy_timeout = busy_timeout
         self._owner = asyncio.Lock()
+        # The connection opens with foreign keys on; only SQL that names the pragma can
+        # turn them off, so a fresh stream re-asserts them only after such SQL ran.
+        self._foreign_keys_touched = False
 
     def __repr__(self) -> str:
         return f"<LocalTransport {self._url.display}>"
@@ -84,14 +103,25 @@ class LocalTransport:
     ) -> tuple[StreamResult, ...]:
         """Run ``requests`` in one job; ``opens``/``closes`` mark a stream's first/last."""
 
+        if _mentions_foreign_keys(requests):
+            self._foreign_keys_touched = True
+
+        def reset(conn: sqlite3.Connection) -> None:
+            # What a fresh stream looks like: no transaction left over, foreign keys on.
+            if conn.in_transaction:
+                conn.rollback()
+            if self._foreign_keys_touched:
+                conn.execute("PRAGMA foreign_keys = ON")
+                self._foreign_keys_touched = False
+
         def job(conn: sqlite3.Connection) -> tuple[StreamResult, ...]:
             if opens:
-                _reset(conn)
+                reset(conn)
             try:
                 return run_stream_requests(conn, requests, stored)
             finally:
                 if closes:
-                    _reset(conn)
+                    reset(conn)
 
         return await self._worker.run(job)
 

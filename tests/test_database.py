@@ -90,6 +90,14 @@ async def test_foreign_keys_hold_for_every_statement(db: Database) -> None:
     assert (await db.execute("PRAGMA foreign_keys"))[0][0] == 1
 
 
+async def test_foreign_keys_off_does_not_outlive_its_request(db: Database) -> None:
+    # Every one-shot request is a fresh stream: a PRAGMA in one does not leak into the next.
+    await db.execute("PRAGMA foreign_keys = OFF")
+    assert (await db.execute("PRAGMA foreign_keys"))[0][0] == 1
+    await db.batch(["PRAGMA foreign_keys = OFF", "SELECT 1"])
+    assert (await db.execute("PRAGMA foreign_keys"))[0][0] == 1
+
+
 async def test_batch_is_atomic(db: Database) -> None:
     await db.execute("CREATE TABLE b (id INTEGER PRIMARY KEY, v TEXT NOT NULL)")
     results = await db.batch(
