@@ -11,12 +11,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from libsql_client import LibsqlError
+
 from ._bundled import bundled_migrations, bundled_path
 from ._connect import connect
 from ._open import open_database
 from .core._migrations import split_statements
 from .core._planner import VERSION_TABLE
-from .schema import parse_schema, read_schema_files
+from .core._result import Err, Ok
+from .schema import SchemaError, parse_schema, read_schema_files
 
 if TYPE_CHECKING:
     from ._database import Database
@@ -107,11 +110,21 @@ async def check_schema(
 ) -> list[str]:
     """The differences between what ``migrations`` build and what ``schema_dir`` declares
     (both default to the bundled ones); an empty list when they agree."""
-    replayed = (await connect(":memory:", migrations=migrations or bundled_migrations())).unwrap()
-    declared = (await open_database(":memory:")).unwrap()
+    match await connect(":memory:", migrations=migrations or bundled_migrations()):
+        case Err(failed):
+            return [f"the migrations do not apply: {failed}"]
+        case Ok(replayed):
+            pass
+    declared = (await open_database(":memory:")).unwrap()  # :memory: always opens
     async with replayed, declared:
         folder = Path(schema_dir) if schema_dir is not None else bundled_path("schema")
-        for text in read_schema_files(folder).values():
-            for statement in split_statements(text):
-                await declared.execute(statement)
-        return _diff(await _facts(replayed), await _facts(declared))
+        for filename, text in read_schema_files(folder).items():
+            for number, statement in enumerate(split_statements(text), start=1):
+                try:
+                    await declared.execute(statement)
+                except LibsqlError as exc:
+                    return [f"schema/{filename}: statement {number} fails: {exc}"]
+        try:
+            return _diff(await _facts(replayed), await _facts(declared))
+        except SchemaError as exc:
+            return [f"cannot read the resulting schema: {exc}"]

@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from ._settings import SettingsError
 from .core._result import Err, Ok, Result
+from .core._tokens import SecretToken
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -99,6 +100,6 @@ class TokenCipher:
         except InvalidTag:
             return Err(DecryptError(reason="wrong key, or the row was altered"))
         try:
-            return Ok(plain.decode("utf-8"))
+            return Ok(SecretToken(plain.decode("utf-8")))
         except UnicodeDecodeError:
             return Err(DecryptError(reason="the decrypted token is not UTF-8"))

@@ -7,9 +7,12 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import anyio
+
 from ._bundled import bundled_migrations
 from ._migrate import apply_migrations
-from ._open import DEFAULT_BUSY_TIMEOUT, DEFAULT_TIMEOUT, open_database
+from ._open import DEFAULT_TIMEOUT, open_database
+from ._sqlite import DEFAULT_BUSY_TIMEOUT
 from .core._errors import ConnectError, ConnectErrorCode
 from .core._migration_errors import MigrationUnavailable
 from .core._result import Err, Ok, Result
@@ -149,7 +152,15 @@ async def connect(
     wanted = migrations if migrations is not None else bundled_migrations()
     if cache is not None and cache.is_fresh(db, wanted):
         return Ok(db)
-    match await apply_migrations(db, wanted, allow_ahead=allow_ahead):
+    try:
+        migrated = await apply_migrations(db, wanted, allow_ahead=allow_ahead)
+    except BaseException:
+        # Cancelled (or failed unexpectedly) mid-migration: the caller never gets the
+        # database, so it must not stay open. The batch itself is atomic.
+        with anyio.CancelScope(shield=True):
+            await db.close()
+        raise
+    match migrated:
         case Ok(report):
             if cache is not None and not report.ahead:
                 cache.remember(db, wanted)

@@ -8,6 +8,8 @@ non-blocking local SQLite, or libsql-client's WebSocket transport.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime as dt
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -233,6 +235,8 @@ class DatabaseTransaction(Transaction):
         self._url = url
         self._started = False
         self._closed = False
+        # One statement at a time: BEGIN must go with the first one, exactly once.
+        self._lock = asyncio.Lock()
 
     def __repr__(self) -> str:
         return f"<DatabaseTransaction {self._url.display} {'closed' if self._closed else 'open'}>"
@@ -242,19 +246,24 @@ class DatabaseTransaction(Transaction):
             raise DatabaseError("the transaction is closed", "TRANSACTION_CLOSED")
 
     async def execute(self, stmt: InStatement, args: InArgs = None) -> ResultSet:
-        self._check_open()
         request = ExecuteRequest(stmt=to_stmt(stmt, args))
-        if self._started:
-            (result,) = await self._stream.send([request])
-        else:
-            begin, result = await self._stream.send(
-                [ExecuteRequest(stmt=Stmt(sql=self._begin, want_rows=False)), request]
-            )
-            expect_execute(begin)
-            self._started = True
+        async with self._lock:
+            self._check_open()
+            if self._started:
+                (result,) = await self._stream.send([request])
+            else:
+                begin, result = await self._stream.send(
+                    [ExecuteRequest(stmt=Stmt(sql=self._begin, want_rows=False)), request]
+                )
+                expect_execute(begin)
+                self._started = True
         return to_result_set(expect_execute(result))
 
     async def _finish(self, sql: str) -> None:
+        async with self._lock:
+            await self._finish_locked(sql)
+
+    async def _finish_locked(self, sql: str) -> None:
         self._check_open()
         self._closed = True
         try:
@@ -293,5 +302,12 @@ class DatabaseTransaction(Transaction):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if not self._closed:
+        if self._closed:
+            return
+        if exc is None:
+            await self.rollback()
+            return
+        # Leaving on an exception (cancellation included): roll back if the stream can
+        # still be used, and never let that attempt replace the exception in flight.
+        with contextlib.suppress(DatabaseError):
             await self.rollback()

@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
+import urllib.parse
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 import aiohttp
 
 from ._transport import FOREIGN_KEYS_ON, DatabaseError
-from .core._errors import ConnectErrorCode, code_for_status
+from .core._errors import ConnectErrorCode, code_for_status, error_body_text
 from .core._hrana import (
     CloseRequest,
     PipelineResponse,
@@ -38,28 +38,6 @@ __all__ = ["HttpTransport", "TokenProvider"]
 
 TokenProvider = Callable[[], Awaitable[str | None]]
 """Returns a fresh token after the server rejected the current one (None: none to be had)."""
-
-_MAX_ERROR_TEXT = 300
-
-
-def _error_text(body: bytes) -> tuple[str, str | None]:
-    """The message (and in-band code, if any) of a non-200 body: JSON or plain text."""
-    text = body.decode("utf-8", "replace").strip()
-    try:
-        document = json.loads(text)
-    except ValueError:
-        return text[:_MAX_ERROR_TEXT] or "no message", None
-    if isinstance(document, dict):
-        message = document.get("error") or document.get("message")
-        code = document.get("code")
-        if isinstance(message, dict):  # {"error": {"message", "code"}}
-            code = message.get("code", code)
-            message = message.get("message")
-        return (
-            str(message)[:_MAX_ERROR_TEXT] if message else text[:_MAX_ERROR_TEXT],
-            str(code) if code else None,
-        )
-    return text[:_MAX_ERROR_TEXT], None
 
 
 class HttpTransport:
@@ -134,7 +112,7 @@ class HttpTransport:
                 self._version = "v2"
                 status, payload, retry_after = status_v2, payload_v2, retry_v2
         if status != 200:
-            message, code = _error_text(payload)
+            message, code = error_body_text(payload)
             hint = f" (retry after {retry_after})" if status == 429 and retry_after else ""
             error_code = code or code_for_status(status).value
             raise DatabaseError(
@@ -184,13 +162,14 @@ class HttpStream:
             full = list(requests) if self._started else [FOREIGN_KEYS_ON, *requests]
             try:
                 response = await self._transport.send_pipeline(self._base, self._baton, full)
-            except DatabaseError:
-                # What the server did is unknown: the stream cannot be trusted again.
-                self._closed = True
+            except BaseException:
+                # Failed or cancelled mid-request: what the server did is unknown, so the
+                # stream (and its baton) cannot be used again; the server expires it.
+                self.abandon()
                 raise
             self._baton = response.baton
             if response.base_url:
-                self._base = response.base_url.rstrip("/")
+                self._follow(response.base_url)
             if response.baton is None:
                 self._closed = True
             results = response.results
@@ -202,6 +181,18 @@ class HttpStream:
                     )
                 results = results[1:]
             return results
+
+    def _follow(self, base_url: str) -> None:
+        # The token goes wherever the stream goes: only within the same origin.
+        here, there = urllib.parse.urlsplit(self._base), urllib.parse.urlsplit(base_url)
+        if (here.scheme, here.netloc) != (there.scheme, there.netloc):
+            self.abandon()
+            raise DatabaseError.of(
+                ConnectErrorCode.PROTOCOL_ERROR,
+                f"the server moved the stream to another origin ({there.scheme}://"
+                f"{there.netloc}); not following it with the token",
+            )
+        self._base = base_url.rstrip("/")
 
     async def close(self) -> None:
         async with self._lock:

@@ -149,38 +149,47 @@ class LocalTransport:
 
 
 class LocalStream:
-    """Owns the connection from its first request until it is closed."""
+    """Owns the connection from its first request until it is closed.
+
+    Its requests run one at a time (like a server's stream); a request that waited while
+    the stream was closed fails instead of taking the connection again.
+    """
 
     def __init__(self, transport: LocalTransport) -> None:
         self._transport = transport
         self._stored: dict[int, str] = {}
         self._owning = False
         self._closed = False
+        self._lock = asyncio.Lock()
 
     async def send(self, requests: Sequence[StreamRequest]) -> tuple[StreamResult, ...]:
-        if self._closed:
-            raise DatabaseError("the stream is closed", "STREAM_CLOSED")
-        first = not self._owning
-        if first:
-            await self._transport.acquire()
-            self._owning = True
-        closing = bool(requests) and isinstance(requests[-1], CloseRequest)
-        try:
-            return await self._transport.run(requests, self._stored, opens=first, closes=closing)
-        finally:
-            if closing:
-                self.abandon()
+        async with self._lock:
+            if self._closed:
+                raise DatabaseError("the stream is closed", "STREAM_CLOSED")
+            first = not self._owning
+            if first:
+                await self._transport.acquire()
+                self._owning = True
+            closing = bool(requests) and isinstance(requests[-1], CloseRequest)
+            try:
+                return await self._transport.run(
+                    requests, self._stored, opens=first, closes=closing
+                )
+            finally:
+                if closing:
+                    self.abandon()
 
     async def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        if self._owning:
-            self._owning = False
-            try:
-                await self._transport.run([], {}, opens=False, closes=True)  # roll back the rest
-            finally:
-                self._transport.release()
+        async with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            if self._owning:
+                self._owning = False
+                try:
+                    await self._transport.run([], {}, opens=False, closes=True)
+                finally:
+                    self._transport.release()
 
     def abandon(self) -> None:
         # The next owner starts with a reset, which rolls back what this stream left.

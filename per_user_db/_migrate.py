@@ -25,6 +25,7 @@ from .core._apply import (
     RetryReason,
     apply_program,
     interpret_apply,
+    is_busy,
     read_requests,
     read_version_rows,
 )
@@ -71,7 +72,7 @@ def _unavailable(db: Database, error: DatabaseError) -> MigrationUnavailable:
 
 
 def _busy(error: DatabaseError) -> bool:
-    return error.code.startswith(("SQLITE_BUSY", "SQLITE_LOCKED"))
+    return is_busy(error.code, error.explanation)
 
 
 async def _read_plan(db: Database, migrations: MigrationSet) -> Result[Plan, MigrationError]:
@@ -135,7 +136,7 @@ async def apply_migrations(
                         duration_ms=(time.perf_counter() - started) * 1000,
                     )
                 )
-            case Err(MigrationUnavailable(code=code)) if code.startswith("SQLITE_BUSY"):
+            case Err(MigrationUnavailable(code=code, message=message)) if is_busy(code, message):
                 await _back_off(attempt)
                 continue
             case Err(error):

@@ -9,6 +9,7 @@ import aiohttp
 from ._database import Database
 from ._http import HttpTransport, TokenProvider
 from ._local import LocalTransport
+from ._sqlite import DEFAULT_BUSY_TIMEOUT
 from ._ws import WsTransport
 from .core._errors import ConnectError, ConnectErrorCode
 from .core._result import Err, Ok, Result
@@ -17,7 +18,6 @@ from .core._urls import TransportKind, parse_database_url
 __all__ = ["DEFAULT_TIMEOUT", "open_database"]
 
 DEFAULT_TIMEOUT = 30.0
-DEFAULT_BUSY_TIMEOUT = 5.0
 
 
 async def open_database(
@@ -34,7 +34,8 @@ async def open_database(
     """Open the database at ``url``; nothing is sent over the network yet.
 
     ``libsql://``, ``https://`` and ``http://`` speak Turso's HTTP protocol (plain
-    ``http://`` only to loopback hosts unless ``allow_insecure``); ``file:`` URLs, paths
+    ``http://`` and ``ws://`` only to loopback hosts unless ``allow_insecure``); ``file:``
+    URLs, paths
     and ``:memory:`` open SQLite on a worker thread; ``ws://``/``wss://`` use
     libsql-client's WebSocket transport. ``auth_token`` wins over an ``?authToken=`` in
     the URL. ``request_timeout`` bounds every network request, ``busy_timeout`` how long SQLite
@@ -72,16 +73,19 @@ async def open_database(
                     )
                 )
             return Ok(Database(local, parsed))
-        case TransportKind.HTTP:
-            if parsed.is_plain_http and not parsed.is_loopback and not allow_insecure:
-                return Err(
-                    ConnectError(
-                        code=ConnectErrorCode.INSECURE_URL,
-                        url=parsed.display,
-                        message="plain http:// would send the token unencrypted; use https:// "
-                        "or libsql://, or pass allow_insecure=True for a trusted network",
-                    )
+        case TransportKind.HTTP | TransportKind.WEBSOCKET if (
+            parsed.is_unencrypted and not parsed.is_loopback and not allow_insecure
+        ):
+            return Err(
+                ConnectError(
+                    code=ConnectErrorCode.INSECURE_URL,
+                    url=parsed.display,
+                    message="plain http:// or ws:// would send the token unencrypted; use "
+                    "https://, wss:// or libsql://, or pass allow_insecure=True for a "
+                    "trusted network",
                 )
+            )
+        case TransportKind.HTTP:
             own = session is None
             http_session = session if session is not None else aiohttp.ClientSession()
             transport = HttpTransport(

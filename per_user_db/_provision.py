@@ -13,6 +13,7 @@ import logging
 import sqlite3
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import TYPE_CHECKING
 
 import anyio
 
@@ -22,7 +23,9 @@ from .core._names import DatabaseNameError
 from .core._platform import AlreadyExists, DatabaseInfo, InvalidResponse, NotFound, PlatformError
 from .core._result import Err, Ok, Result
 from .core._tokens import decode_claims
-from .turso._client import PlatformClient
+
+if TYPE_CHECKING:
+    from .turso._client import PlatformClient
 
 __all__ = [
     "CreateDatabaseError",
@@ -32,6 +35,7 @@ __all__ = [
     "ProvisionFailed",
     "UserIdRejected",
     "create_database",
+    "issue_token",
 ]
 
 log = logging.getLogger("per_user_db")
@@ -207,15 +211,43 @@ async def create_database(
     assert settings.api_token is not None
     assert settings.organization is not None
     if client is None:
-        async with PlatformClient(
-            api_token=settings.api_token,
-            organization=settings.organization,
-            api_url=settings.api_url,
-            retry=settings.retry,
-            clock=(lambda: now) if now is not None else None,
+        async with settings.platform_client(
+            clock=(lambda: now) if now is not None else None
         ) as own:
             return await _provision(own, name, settings, now)
     return await _provision(client, name, settings, now)
+
+
+async def issue_token(
+    api: PlatformClient, *, name: str, url: str, settings: Settings, now: dt.datetime | None
+) -> Result[Credentials, PlatformError]:
+    """Mint a token for database ``name`` as ``settings`` say, its expiry read from it.
+
+    A token that cannot be read, or that expired already, is an ``InvalidResponse``.
+    """
+    operation = "create database token"
+    match await api.create_token(
+        name, expires_in_days=settings.token_days, authorization=settings.authorization
+    ):
+        case Err() as failed:
+            return failed
+        case Ok(jwt):
+            pass
+    match decode_claims(jwt):
+        case Err(invalid):
+            return Err(InvalidResponse(operation=operation, status=200, message=invalid.reason))
+        case Ok(claims):
+            pass
+    reference = now or dt.datetime.now(dt.UTC)
+    if claims.expires_at is not None and claims.expires_at <= reference:
+        return Err(
+            InvalidResponse(
+                operation=operation,
+                status=200,
+                message=f"the new token expired already ({claims.expires_at.isoformat()})",
+            )
+        )
+    return Ok(Credentials(name=name, url=url, auth_token=jwt, expires_at=claims.expires_at))
 
 
 async def _provision(
@@ -226,45 +258,12 @@ async def _provision(
             return Err(failed)
         case Ok(info):
             pass
-    match await api.create_token(
-        info.name, expires_in_days=settings.token_days, authorization=settings.authorization
-    ):
+    match await issue_token(api, name=info.name, url=info.url, settings=settings, now=now):
         case Err(error):
             return Err(
                 ProvisionFailed(
                     name=name, step=CreateStep.ISSUE_TOKEN, error=error, database_created=True
                 )
             )
-        case Ok(jwt):
-            pass
-    match decode_claims(jwt):
-        case Err(invalid):
-            return Err(
-                ProvisionFailed(
-                    name=name,
-                    step=CreateStep.ISSUE_TOKEN,
-                    error=InvalidResponse(
-                        operation="create database token", status=200, message=invalid.reason
-                    ),
-                    database_created=True,
-                )
-            )
-        case Ok(claims):
-            pass
-    reference = now or dt.datetime.now(dt.UTC)
-    if claims.expires_at is not None and claims.expires_at <= reference:
-        return Err(
-            ProvisionFailed(
-                name=name,
-                step=CreateStep.ISSUE_TOKEN,
-                error=InvalidResponse(
-                    operation="create database token",
-                    status=200,
-                    message=f"the new token expired already ({claims.expires_at.isoformat()})",
-                ),
-                database_created=True,
-            )
-        )
-    return Ok(
-        Credentials(name=info.name, url=info.url, auth_token=jwt, expires_at=claims.expires_at)
-    )
+        case Ok(credentials):
+            return Ok(credentials)

@@ -90,11 +90,18 @@ async def user_database(
             case Ok(credentials):
                 pass
 
+        in_use = [credentials.auth_token]
+
         async def provider() -> str | None:
+            # The server refused the token in use: replace it (once, however many requests
+            # of however many scopes ask at the same time).
             refreshed = await get_valid_credentials(
-                user_id, store=known_store, settings=settings, force_refresh=True
+                user_id, store=known_store, settings=settings, rejected_token=in_use[0]
             )
-            return refreshed.value.auth_token if isinstance(refreshed, Ok) else None
+            if isinstance(refreshed, Err):
+                return None
+            in_use[0] = refreshed.value.auth_token
+            return in_use[0]
 
     match await connect(
         credentials.url,

@@ -11,18 +11,23 @@ import os
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 from .core._names import DatabaseNameError, InvalidPrefix, database_name
 from .core._result import Err, Ok, Result
-from .turso._client import DEFAULT_API_URL, RetryPolicy
+from .core._urls import parse_database_url
+from .turso._client import DEFAULT_API_URL, Authorization, PlatformClient, RetryPolicy
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    import datetime as dt
+    from collections.abc import Callable, Mapping
 
 __all__ = ["Backend", "Settings", "SettingsError"]
 
-Authorization = Literal["full-access", "read-only"]
+
+def _is_loopback(url: str) -> bool:
+    parsed = parse_database_url(url)
+    return isinstance(parsed, Ok) and parsed.value.is_loopback
 
 
 class Backend(Enum):
@@ -71,6 +76,18 @@ class Settings:
     def backend(self) -> Backend:
         return Backend.TURSO if self.api_token else Backend.EMBEDDED
 
+    def platform_client(self, *, clock: Callable[[], dt.datetime] | None = None) -> PlatformClient:
+        """A Platform API client for these settings (``async with`` it)."""
+        if self.api_token is None or self.organization is None:
+            raise ValueError("the embedded backend has no Platform API")
+        return PlatformClient(
+            api_token=self.api_token,
+            organization=self.organization,
+            api_url=self.api_url,
+            retry=self.retry,
+            clock=clock,
+        )
+
     def name_of(self, user_id: str) -> str:
         """The database name of ``user_id`` under these settings."""
         return database_name(
@@ -117,7 +134,7 @@ class Settings:
         days_text = get("PER_USER_DB_TOKEN_DAYS") or "30"
         if days_text == "never":
             days: int | None = None
-        elif days_text.isdigit() and int(days_text) >= 1:
+        elif days_text.isascii() and days_text.isdigit() and int(days_text) >= 1:
             days = int(days_text)
         else:
             return Err(
@@ -137,6 +154,14 @@ class Settings:
         api_url = get("TURSO_API_URL") or DEFAULT_API_URL
         if not api_url.startswith(("https://", "http://")):
             return Err(SettingsError(variable="TURSO_API_URL", reason="must be an http(s) URL"))
+        if api_url.startswith("http://") and not _is_loopback(api_url):
+            return Err(
+                SettingsError(
+                    variable="TURSO_API_URL",
+                    reason="plain http:// would send the API token unencrypted; use https:// "
+                    "(http:// is accepted for 127.0.0.1 and localhost only)",
+                )
+            )
         secret = get("PER_USER_DB_NAME_SECRET")
         prefix = get("PER_USER_DB_PREFIX") or "next-lift"
         app_env = app_env or "development"

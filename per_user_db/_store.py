@@ -118,8 +118,11 @@ class CredentialStore(Protocol):
         """Insert or replace the user's credentials (``created_at`` survives updates)."""
         ...
 
-    async def expiring(self, before: dt.datetime) -> Result[list[StoredCredentials], StoreError]:
-        """Every entry whose token expires at or before ``before``."""
+    async def expiring(
+        self, before: dt.datetime
+    ) -> Result[list[StoredCredentials | StoreCorrupt], StoreError]:
+        """Every entry whose token expires at or before ``before``; an entry that cannot be
+        read is listed as :class:`StoreCorrupt` rather than ending the listing."""
         ...
 
 
@@ -150,7 +153,9 @@ class InMemoryCredentialStore:
         self.saves += 1
         return Ok(stored)
 
-    async def expiring(self, before: dt.datetime) -> Result[list[StoredCredentials], StoreError]:
+    async def expiring(
+        self, before: dt.datetime
+    ) -> Result[list[StoredCredentials | StoreCorrupt], StoreError]:
         return Ok(
             [
                 s
@@ -265,7 +270,9 @@ class DatabaseCredentialStore:
             return Err(StoreUnavailable(message=str(exc)))
         return self._row(rows[0].astuple())
 
-    async def expiring(self, before: dt.datetime) -> Result[list[StoredCredentials], StoreError]:
+    async def expiring(
+        self, before: dt.datetime
+    ) -> Result[list[StoredCredentials | StoreCorrupt], StoreError]:
         try:
             rows = await self._db.execute(
                 f"SELECT {self._COLUMNS} FROM {STORE_TABLE} "
@@ -275,11 +282,13 @@ class DatabaseCredentialStore:
             )
         except LibsqlError as exc:
             return Err(StoreUnavailable(message=str(exc)))
-        found: list[StoredCredentials] = []
+        found: list[StoredCredentials | StoreCorrupt] = []
         for row in rows:
             match self._row(row.astuple()):
                 case Ok(stored):
                     found.append(stored)
+                case Err(StoreCorrupt() as corrupt):
+                    found.append(corrupt)
                 case Err() as failed:
                     return failed
         return Ok(found)

@@ -16,18 +16,18 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 import anyio
 
 from ._connect import connect
-from ._provision import CreateDatabaseError, Credentials, create_database
+from ._provision import CreateDatabaseError, Credentials, create_database, issue_token
 from ._settings import Backend, Settings, SettingsError
+from ._store import StoreCorrupt, StoredCredentials
 from .core._errors import ConnectError
 from .core._result import Err, Ok, Result
-from .core._tokens import decode_claims
-from .turso._client import PlatformClient
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
     from ._store import CredentialStore, StoreError
     from .core._platform import PlatformError
+    from .turso._client import PlatformClient
 
 __all__ = [
     "DEFAULT_MARGIN",
@@ -81,15 +81,18 @@ def _settings(settings: Settings | None) -> Result[Settings, SettingsError]:
 
 # --- single flight -------------------------------------------------------------------------
 
-_inflight: dict[tuple[int, str], asyncio.Future[Any]] = {}
+# Keyed by event loop too: a future belongs to one loop, and a process may run several.
+_inflight: dict[tuple[object, ...], asyncio.Future[Any]] = {}
 
 
-async def _single_flight(key: tuple[int, str], work: Callable[[], Awaitable[T]]) -> T:
+async def _single_flight(key: tuple[object, ...], work: Callable[[], Awaitable[T]]) -> T:
     """Run ``work`` once for concurrent callers with the same ``key``; all get its result.
 
     The first caller does the work in its own task (no task is spawned); the others wait
-    for it. If that first caller is cancelled, a waiter takes over.
+    for it and share its result, or its exception. If that first caller is cancelled, a
+    waiter takes over.
     """
+    key = (id(asyncio.get_running_loop()), *key)
     while True:
         pending = _inflight.get(key)
         if pending is None:
@@ -105,8 +108,12 @@ async def _single_flight(key: tuple[int, str], work: Callable[[], Awaitable[T]])
     _inflight[key] = future
     try:
         result = await work()
-    except BaseException:
-        future.cancel()  # waiters retry; errors we expect are values, not exceptions
+    except asyncio.CancelledError:
+        future.cancel()  # a waiter takes over
+        raise
+    except BaseException as exc:
+        future.set_exception(exc)
+        future.exception()  # retrieved: nobody may be waiting
         raise
     else:
         future.set_result(result)
@@ -124,42 +131,19 @@ def _expires_within(credentials: Credentials, margin: dt.timedelta, now: dt.date
 
 
 async def _mint(
-    credentials: Credentials, settings: Settings, client: PlatformClient | None
-) -> Result[Credentials, PlatformError | str]:
-    async def mint(api: PlatformClient) -> Result[Credentials, PlatformError | str]:
-        match await api.create_token(
-            credentials.name,
-            expires_in_days=settings.token_days,
-            authorization=settings.authorization,
-        ):
-            case Err(error):
-                return Err(error)
-            case Ok(jwt):
-                pass
-        match decode_claims(jwt):
-            case Err(invalid):
-                return Err(str(invalid))
-            case Ok(claims):
-                return Ok(
-                    Credentials(
-                        name=credentials.name,
-                        url=credentials.url,
-                        auth_token=jwt,
-                        expires_at=claims.expires_at,
-                    )
-                )
-
+    credentials: Credentials,
+    settings: Settings,
+    client: PlatformClient | None,
+    now: dt.datetime,
+) -> Result[Credentials, PlatformError]:
     if client is not None:
-        return await mint(client)
-    assert settings.api_token is not None
-    assert settings.organization is not None
-    async with PlatformClient(
-        api_token=settings.api_token,
-        organization=settings.organization,
-        api_url=settings.api_url,
-        retry=settings.retry,
-    ) as own:
-        return await mint(own)
+        return await issue_token(
+            client, name=credentials.name, url=credentials.url, settings=settings, now=now
+        )
+    async with settings.platform_client() as own:
+        return await issue_token(
+            own, name=credentials.name, url=credentials.url, settings=settings, now=now
+        )
 
 
 async def get_valid_credentials(
@@ -171,14 +155,17 @@ async def get_valid_credentials(
     now: dt.datetime | None = None,
     client: PlatformClient | None = None,
     force_refresh: bool = False,
+    rejected_token: str | None = None,
 ) -> Result[Credentials, CredentialsError | StoreError]:
     """The user's credentials, with a token that is valid for at least ``margin`` more.
 
     A token expiring within ``margin`` is replaced (one Platform API call however many
     callers ask at once) and the new one saved. If refreshing fails while the old token is
     still valid, the old one is returned and a warning logged; if it has expired,
-    ``Err(RefreshFailed)``. ``force_refresh`` replaces the token whatever its expiry (after
-    the server rejected it, say). Embedded databases have no token and never need one.
+    ``Err(RefreshFailed)``. ``force_refresh`` replaces the token whatever its expiry.
+    ``rejected_token`` is a token the server refused (rotated): it is replaced, unless the
+    store already holds another one (someone replaced it first). Embedded databases have no
+    token and never need one.
     """
     moment = _now(now)
     match await store.load(user_id):
@@ -191,16 +178,20 @@ async def get_valid_credentials(
             current = found.credentials
     if current.auth_token is None:
         return Ok(current)
-    if not force_refresh and not _expires_within(current, margin, moment):
+    replacing = rejected_token is not None and current.auth_token == rejected_token
+    if not (force_refresh or replacing) and not _expires_within(current, margin, moment):
         return Ok(current)
+    if rejected_token is not None and not replacing and not force_refresh:
+        return Ok(current)  # already replaced by someone else
 
     async def refresh() -> Result[Credentials, CredentialsError | StoreError]:
-        # Another process may have refreshed it meanwhile: read again before minting.
+        # Another caller or process may have replaced it meanwhile: read again first.
         if not force_refresh:
             reread = await store.load(user_id)
             if isinstance(reread, Ok) and reread.value is not None:
                 latest = reread.value.credentials
-                if latest.auth_token and not _expires_within(latest, margin, moment):
+                fresh_enough = not _expires_within(latest, margin, moment)
+                if latest.auth_token and latest.auth_token != rejected_token and fresh_enough:
                     return Ok(latest)
         match _settings(settings):
             case Err(problem):
@@ -208,7 +199,7 @@ async def get_valid_credentials(
             case Ok(resolved) if resolved.backend is Backend.EMBEDDED:
                 failure = "no TURSO_PLATFORM_API_TOKEN: tokens cannot be issued"
             case Ok(resolved):
-                match await _mint(current, resolved, client):
+                match await _mint(current, resolved, client, moment):
                     case Ok(fresh):
                         match await store.save(user_id, fresh, now=moment):
                             case Ok(_):
@@ -217,18 +208,21 @@ async def get_valid_credentials(
                                 failure = store_error
                     case Err(mint_error):
                         failure = mint_error
-        if current.expires_at is not None and current.expires_at > moment and not force_refresh:
+        still_valid = current.expires_at is None or current.expires_at > moment
+        if still_valid and not (force_refresh or replacing):
             log.warning(
                 "could not refresh the token of user %r (%s); using the current one, "
                 "valid until %s",
                 user_id,
                 failure,
-                current.expires_at.isoformat(),
+                current.expires_at.isoformat() if current.expires_at else "never expires",
             )
             return Ok(current)
         return Err(RefreshFailed(user_id=user_id, error=failure))
 
-    return await _single_flight((id(store), user_id), refresh)
+    # Forced and expiry-driven refreshes are different questions: separate flights.
+    kind = "forced" if force_refresh else ("rejected" if replacing else "expiring")
+    return await _single_flight((id(store), user_id, kind), refresh)
 
 
 async def setup_user_database(
@@ -310,35 +304,39 @@ async def refresh_tokens(
     refreshed: list[str] = []
     failed: list[tuple[str, str]] = []
     skipped: list[str] = []
-    limiter = anyio.CapacityLimiter(concurrency)
-    client = (
-        PlatformClient(
-            api_token=resolved.api_token,
-            organization=resolved.organization,
-            api_url=resolved.api_url,
-            retry=resolved.retry,
-        )
-        if resolved.api_token and resolved.organization
-        else None
-    )
+    queue: list[StoredCredentials] = []
+    for entry in due:
+        if isinstance(entry, StoreCorrupt):
+            failed.append((entry.user_id, str(entry)))
+        else:
+            queue.append(entry)
+    work = iter(queue)
+    client = resolved.platform_client() if resolved.backend is Backend.TURSO else None
 
-    async def one(user_id: str, before: Credentials) -> None:
-        async with limiter:
+    async def worker() -> None:
+        # A fixed number of workers share one iterator: bounded however long the list.
+        for entry in work:
+            before = entry.credentials
             result = await get_valid_credentials(
-                user_id, store=store, margin=within, settings=resolved, now=moment, client=client
+                entry.user_id,
+                store=store,
+                margin=within,
+                settings=resolved,
+                now=moment,
+                client=client,
             )
-        match result:
-            case Ok(after) if after.auth_token != before.auth_token:
-                refreshed.append(user_id)
-            case Ok(_):
-                skipped.append(user_id)
-            case Err(error):
-                failed.append((user_id, str(error)))
+            match result:
+                case Ok(after) if after.auth_token != before.auth_token:
+                    refreshed.append(entry.user_id)
+                case Ok(_):
+                    skipped.append(entry.user_id)
+                case Err(error):
+                    failed.append((entry.user_id, str(error)))
 
     try:
         async with anyio.create_task_group() as group:
-            for entry in due:
-                group.start_soon(one, entry.user_id, entry.credentials)
+            for _ in range(min(concurrency, len(queue))):
+                group.start_soon(worker)
     finally:
         if client is not None:
             await client.close()

@@ -11,8 +11,10 @@ libsql-client's in-band errors arrive as raised ``LibsqlError`` and become in-ba
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import TYPE_CHECKING, Any
 
+import aiohttp
 from libsql_client import LibsqlError, create_client
 
 from ._transport import FOREIGN_KEYS_ON, DatabaseError
@@ -45,8 +47,21 @@ if TYPE_CHECKING:
 __all__ = ["WsTransport"]
 
 
+# libsql-client reports a broken connection with these codes: they are transport
+# failures, not SQL errors, and mean the request may not have run.
+_TRANSPORT_CODES = frozenset({"HRANA_WEBSOCKET_ERROR", "HRANA_PROTO_ERROR", "CLIENT_CLOSED"})
+
+
 def _in_band(error: LibsqlError) -> StreamError:
     return StreamError(error=HranaError(message=error.explanation, code=error.code))
+
+
+def _consume(pending: list[asyncio.Future[Any] | StreamResult]) -> None:
+    # Failures of requests nobody will await any more are retrieved here, so that
+    # asyncio does not report them as "never retrieved".
+    for item in pending:
+        if isinstance(item, asyncio.Future):
+            item.add_done_callback(lambda f: f.cancelled() or f.exception())
 
 
 class WsTransport:
@@ -104,13 +119,24 @@ class WsTransport:
                     try:
                         raw = await item
                     except LibsqlError as exc:
+                        if exc.code in _TRANSPORT_CODES:
+                            raise
                         results.append(_in_band(exc))
                         continue
                     results.append(StreamOk(response=self._response(request, raw)))
         except TimeoutError:
+            _consume(pending)
+            await self._drop_client()
             raise DatabaseError.of(
                 ConnectErrorCode.TIMEOUT,
                 f"{self._url.display} did not answer within {self._timeout} s",
+            ) from None
+        except (aiohttp.ClientError, OSError, LibsqlError) as exc:
+            _consume(pending)
+            await self._drop_client()
+            raise DatabaseError.of(
+                ConnectErrorCode.NETWORK_ERROR,
+                f"cannot reach {self._url.display}: {type(exc).__name__}: {exc}",
             ) from None
         except ProtocolError as exc:
             raise DatabaseError.of(
@@ -139,9 +165,15 @@ class WsTransport:
     def stream(self) -> WsStream:
         return WsStream(self)
 
+    async def _drop_client(self) -> None:
+        """Close a client whose connection broke; the next request connects again."""
+        client, self._client = self._client, None
+        if client is not None:
+            with contextlib.suppress(Exception):
+                await client.close()
+
     async def close(self) -> None:
-        if self._client is not None:
-            await self._client.close()
+        await self._drop_client()
 
 
 class WsStream:

@@ -23,10 +23,11 @@ from ._migrate import apply_migrations
 from ._provision import Credentials, create_database
 from ._settings import Backend, Settings
 from .core._result import Err, Ok
-from .turso._client import Authorization, PlatformClient
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
+
+    from .turso._client import Authorization, PlatformClient
 
 __all__ = ["main"]
 
@@ -58,14 +59,7 @@ def _settings() -> Settings | int:
 
 
 def _client(settings: Settings) -> PlatformClient:
-    assert settings.api_token is not None
-    assert settings.organization is not None
-    return PlatformClient(
-        api_token=settings.api_token,
-        organization=settings.organization,
-        api_url=settings.api_url,
-        retry=settings.retry,
-    )
+    return settings.platform_client()
 
 
 def _credentials_document(credentials: Credentials, *, show_token: bool) -> dict[str, Any]:

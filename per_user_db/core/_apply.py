@@ -70,6 +70,7 @@ __all__ = [
     "RetryReason",
     "apply_program",
     "interpret_apply",
+    "is_busy",
     "read_requests",
     "read_version_rows",
 ]
@@ -237,11 +238,15 @@ class Retry:
 ApplyFailure = StatementFailed | ForeignKeyViolations | MigrationUnavailable
 
 
-def _busy(error: HranaError) -> bool:
-    code = error.code or ""
-    return code.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")) or "database is locked" in (
-        error.message
+def is_busy(code: str | None, message: str = "") -> bool:
+    """Whether an error means "locked by someone else, try again later"."""
+    return (code or "").startswith(("SQLITE_BUSY", "SQLITE_LOCKED")) or (
+        "database is locked" in message
     )
+
+
+def _busy(error: HranaError) -> bool:
+    return is_busy(error.code, error.message)
 
 
 def interpret_apply(

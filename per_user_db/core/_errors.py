@@ -7,10 +7,32 @@ a token.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from enum import Enum
 
-__all__ = ["ConnectError", "ConnectErrorCode", "code_for_status"]
+__all__ = ["ConnectError", "ConnectErrorCode", "code_for_status", "error_body_text"]
+
+_MAX_ERROR_TEXT = 300
+
+
+def error_body_text(body: bytes) -> tuple[str, str | None]:
+    """The message, and the code if any, of an HTTP error body: ``{"error": "..."}`` (Turso),
+    ``{"error": {"message", "code"}}``, ``{"message": ...}`` or plain text; shortened."""
+    text = body.decode("utf-8", "replace").strip()
+    try:
+        document = json.loads(text)
+    except ValueError:
+        return text[:_MAX_ERROR_TEXT] or "no message", None
+    if not isinstance(document, dict):
+        return text[:_MAX_ERROR_TEXT], None
+    message = document.get("error") or document.get("message")
+    code = document.get("code")
+    if isinstance(message, dict):
+        code = message.get("code", code)
+        message = message.get("message")
+    shown = str(message)[:_MAX_ERROR_TEXT] if message else text[:_MAX_ERROR_TEXT]
+    return shown, str(code) if code else None
 
 
 class ConnectErrorCode(Enum):

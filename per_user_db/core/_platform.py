@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from ._result import Err, Ok, Result
+from ._tokens import SecretToken
 
 __all__ = [
     "AlreadyExists",
@@ -147,7 +148,7 @@ def retry_after_seconds(header: str | None, *, now: dt.datetime) -> float | None
     if not header:
         return None
     text = header.strip()
-    if text.isdigit():
+    if text.isascii() and text.isdigit():
         return float(text)
     # The IMF-fixdate form HTTP servers send ("Sun, 06 Nov 1994 08:49:37 GMT");
     # email.utils would parse more forms but imports socket, which the core may not.
@@ -264,7 +265,7 @@ def parse_database_list(
 def parse_token(body: object, operation: str) -> Result[str, PlatformError]:
     if not isinstance(body, dict) or _string(body, "jwt") is None:
         return _invalid(operation, "expected an object with a 'jwt' string")
-    return Ok(str(body["jwt"]))
+    return Ok(SecretToken(body["jwt"]))
 
 
 def parse_group(body: object, operation: str) -> Result[GroupInfo, PlatformError]:

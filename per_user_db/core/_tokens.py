@@ -16,7 +16,17 @@ from dataclasses import dataclass
 
 from ._result import Err, Ok, Result
 
-__all__ = ["InvalidToken", "TokenClaims", "decode_claims"]
+__all__ = ["InvalidToken", "SecretToken", "TokenClaims", "decode_claims"]
+
+
+class SecretToken(str):
+    """A token that keeps out of ``repr`` (so out of test output and ``Ok(...)`` in logs);
+    it is an ordinary ``str`` everywhere else, ``str(token)`` included."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "SecretToken('***')"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -60,8 +60,9 @@ class DatabaseUrl:
         return urllib.parse.urlsplit(self.endpoint).hostname
 
     @property
-    def is_plain_http(self) -> bool:
-        return self.endpoint.startswith("http://")
+    def is_unencrypted(self) -> bool:
+        """``http://`` or ``ws://``: a token would travel in clear text."""
+        return self.endpoint.startswith(("http://", "ws://"))
 
     @property
     def is_loopback(self) -> bool:

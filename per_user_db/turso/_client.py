@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Literal
 import aiohttp
 import anyio
 
+from ..core._errors import error_body_text
 from ..core._platform import (
     DatabaseInfo,
     GroupInfo,
@@ -73,17 +74,6 @@ class RetryPolicy:
 
 def _quote(part: str) -> str:
     return urllib.parse.quote(part, safe="")
-
-
-def _message(body: bytes) -> str:
-    text = body.decode("utf-8", "replace").strip()
-    try:
-        document = json.loads(text)
-    except ValueError:
-        return text[:300] or "no message"
-    if isinstance(document, dict) and isinstance(document.get("error"), str):
-        return str(document["error"])[:300]
-    return text[:300]
 
 
 class PlatformClient:
@@ -142,7 +132,12 @@ class PlatformClient:
     # --- one request, with retries --------------------------------------------------------
 
     async def _once(
-        self, method: str, path: str, params: dict[str, str] | None, body: object | None
+        self,
+        method: str,
+        path: str,
+        params: dict[str, str] | None,
+        body: object | None,
+        within: float,
     ) -> tuple[int, bytes, str | None]:
         if self._session is None:
             self._session = aiohttp.ClientSession()
@@ -154,7 +149,7 @@ class PlatformClient:
             params=params,
             json=body,
             headers=headers,
-            timeout=aiohttp.ClientTimeout(total=self._retry.request_timeout),
+            timeout=aiohttp.ClientTimeout(total=within),
         ) as response:
             return response.status, await response.read(), response.headers.get("Retry-After")
 
@@ -171,13 +166,14 @@ class PlatformClient:
         started = time.monotonic()
         error: PlatformError | None = None
         for attempt in range(1, self._retry.attempts + 1):
+            # No attempt may run past the total deadline.
+            remaining = self._retry.deadline - (time.monotonic() - started)
+            timeout = min(self._retry.request_timeout, max(remaining, 0.001))
             try:
-                status, payload, retry_after = await self._once(method, path, params, body)
+                status, payload, retry_after = await self._once(method, path, params, body, timeout)
             except TimeoutError:
                 error = Timeout(
-                    operation=operation,
-                    status=None,
-                    message=f"no answer within {self._retry.request_timeout} s",
+                    operation=operation, status=None, message=f"no answer within {timeout:.3g} s"
                 )
             except aiohttp.ClientError as exc:
                 error = NetworkError(
@@ -196,7 +192,8 @@ class PlatformClient:
                             )
                         )
                 wait = retry_after_seconds(retry_after, now=self._clock())
-                error = error_for_status(status, _message(payload), operation, retry_after=wait)
+                message, _ = error_body_text(payload)
+                error = error_for_status(status, message, operation, retry_after=wait)
             if not error.retryable or attempt == self._retry.attempts:
                 return Err(error)
             delay = backoff_delay(

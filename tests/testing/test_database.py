@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 
 from per_user_db import Database, DatabaseError, migration_status
@@ -70,14 +72,18 @@ async def test_the_template_is_built_once_per_process(per_user_database: Databas
     assert "setups, median" in stats.summary()
 
 
-_seen: list[Database] = []
+@pytest.fixture
+def closed_afterwards() -> Iterator[list[Database]]:
+    seen: list[Database] = []
+    yield seen
+    # Set up before per_user_database, so torn down after it: the database must be
+    # closed by now. (A failed assertion here errors the test.)
+    assert seen
+    assert seen[0].closed
 
 
-async def test_closing_keeper(per_user_database: Database) -> None:
-    _seen.append(per_user_database)
+async def test_the_fixture_closes_its_database(
+    closed_afterwards: list[Database], per_user_database: Database
+) -> None:
+    closed_afterwards.append(per_user_database)
     assert not per_user_database.closed
-
-
-def test_closing_checker() -> None:
-    assert _seen, "runs after test_closing_keeper"
-    assert _seen[-1].closed
