@@ -86,6 +86,13 @@ class HttpTransport:
                 ConnectErrorCode.TIMEOUT,
                 f"{self._url.display} did not answer within {self._timeout.total} s",
             ) from None
+        except aiohttp.ClientConnectorCertificateError as exc:
+            raise DatabaseError.of(
+                ConnectErrorCode.NETWORK_ERROR,
+                f"cannot verify the TLS certificate of {self._url.display}: {exc}. For a "
+                "local Turso started with --tls, trust its CA: SSL_CERT_FILE=<data dir>/tls/"
+                "ca.pem (set before the process starts), or pass session= with that CA",
+            ) from None
         except aiohttp.ClientError as exc:
             raise DatabaseError.of(
                 ConnectErrorCode.NETWORK_ERROR,

@@ -14,6 +14,12 @@ a test::
 The plain protocol server (:func:`create_protocol_app`) has no Platform API and, by
 default, no authorization: its ``authorize`` hook lets everyone read and write every
 database. Both are for development and tests only and listen on 127.0.0.1 by default.
+
+``create_local_turso_app(..., tls=True)`` serves HTTPS with a certificate signed by a
+local CA in ``data_dir/tls/`` (:func:`ensure_certificates`): ``Hostname`` loses its
+``?tls=0`` and ``"libsql://" + Hostname`` works unchanged in our client, npm
+``@libsql/client`` and PyPI ``libsql`` once they trust the CA
+(:meth:`LocalCertificates.trust_env`: ``SSL_CERT_FILE``, ``NODE_EXTRA_CA_CERTS``).
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from per_user_db.dev._platform import LOCAL_TURSO, create_local_turso_app, local
 from per_user_db.dev._registry import DatabaseRecord, GroupRecord, RegistryCorrupt
 from per_user_db.dev._server import (
     PROTOCOL_STATE,
+    TLS_CONTEXT,
     ServerAddress,
     create_protocol_app,
     protocol_state,
@@ -41,6 +48,7 @@ from per_user_db.dev._state import (
     RequestCounts,
     allow_all,
 )
+from per_user_db.dev._tls import LocalCertificates, ensure_certificates
 from per_user_db.dev._tokens import (
     InvalidExpiration,
     TokenClaims,
@@ -53,12 +61,14 @@ __all__ = [
     "DEFAULT_MAX_DATABASES",
     "LOCAL_TURSO",
     "PROTOCOL_STATE",
+    "TLS_CONTEXT",
     "Access",
     "Authorize",
     "DatabaseRecord",
     "Faults",
     "GroupRecord",
     "InvalidExpiration",
+    "LocalCertificates",
     "LocalTurso",
     "LocalTursoError",
     "LocalTursoErrorCode",
@@ -72,6 +82,7 @@ __all__ = [
     "allow_all",
     "create_local_turso_app",
     "create_protocol_app",
+    "ensure_certificates",
     "local_turso",
     "parse_expiration",
     "protocol_state",

@@ -2,6 +2,9 @@
 
 With ``--create-on-demand`` or ``--protocol-only`` it is the plain protocol server of
 old instead: no Platform API, no tokens, every database open to everyone.
+
+With ``--tls`` everything is served over HTTPS with a certificate from a local CA kept
+in ``DATA_DIR/tls/``; the command prints the variables that make clients trust it.
 """
 
 from __future__ import annotations
@@ -9,11 +12,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import shlex
 from pathlib import Path
 
 from per_user_db.dev._local_turso import DEFAULT_MAX_DATABASES
 from per_user_db.dev._platform import create_local_turso_app, local_turso
 from per_user_db.dev._server import create_protocol_app, serve
+from per_user_db.dev._tls import LocalCertificates, ensure_certificates
 
 __all__ = ["main"]
 
@@ -36,7 +41,8 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m per_user_db.dev",
         description="A local Turso: Turso's Platform API at http://HOST:PORT/v1/ and the "
-        "databases DIR/<name>.db over Hrana at http://HOST:PORT/db/<name>/.",
+        "databases DIR/<name>.db over Hrana at http://HOST:PORT/db/<name>/ "
+        "(https:// with --tls).",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
     parser.add_argument("--port", type=int, default=8080, help="TCP port (0: any free port)")
@@ -80,6 +86,13 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--stream-idle-timeout", type=float, default=10.0, help="seconds before a stream expires"
     )
+    parser.add_argument(
+        "--tls",
+        action="store_true",
+        help="serve HTTPS with a certificate from a local CA in DATA_DIR/tls/ (made on the "
+        "first start), so that libsql:// + Hostname works unchanged in every client that "
+        "trusts the CA; prints the variables to set",
+    )
     return parser.parse_args(argv)
 
 
@@ -91,11 +104,14 @@ async def _serve(args: argparse.Namespace) -> None:
             stream_idle_timeout=args.stream_idle_timeout,
             create_on_demand=args.create_on_demand,
         )
-        async with serve(app, host=args.host, port=args.port) as address:
+        certificates = ensure_certificates(args.data_dir / "tls") if args.tls else None
+        context = None if certificates is None else certificates.server_context()
+        async with serve(app, host=args.host, port=args.port, ssl_context=context) as address:
             print(
                 f"serving {args.data_dir}/<name>.db at {address.database_url('<name>')}",
                 flush=True,
             )
+            _print_trust(certificates)
             print("press Ctrl-C to stop", flush=True)
             await asyncio.Event().wait()
         return
@@ -108,6 +124,7 @@ async def _serve(args: argparse.Namespace) -> None:
         fail_rate=args.fail_rate,
         seed=args.seed,
         stream_idle_timeout=args.stream_idle_timeout,
+        tls=args.tls,
     )
     turso = local_turso(app)
     async with serve(app, host=args.host, port=args.port) as address:
@@ -117,8 +134,26 @@ async def _serve(args: argparse.Namespace) -> None:
         if args.api_token is None:
             print(f"  API token:    {turso.api_token}", flush=True)
         print(f"  databases:    {turso.database_url('<name>', address)}", flush=True)
+        _print_trust(turso.certificates)
         print("press Ctrl-C to stop", flush=True)
         await asyncio.Event().wait()
+
+
+def _print_trust(certificates: LocalCertificates | None) -> None:
+    if certificates is None:
+        return
+    env = certificates.trust_env()
+    print(f"  TLS CA:       {certificates.ca_path}", flush=True)
+    print("  trust it in the client's environment (set before the client starts):", flush=True)
+    ca = shlex.quote(env["SSL_CERT_FILE"])
+    print(f"    export SSL_CERT_FILE={ca}        # Python: per_user_db, PyPI libsql", flush=True)
+    node = shlex.quote(env["NODE_EXTRA_CA_CERTS"])
+    print(f"    export NODE_EXTRA_CA_CERTS={node}  # Node: @libsql/client", flush=True)
+    print(
+        "  (SSL_CERT_FILE replaces the system trust store: set it only for processes "
+        "that talk to this server)",
+        flush=True,
+    )
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from per_user_db.dev._registry import Registry
     from per_user_db.dev._server import ServerAddress
     from per_user_db.dev._state import Authorize, ProtocolServerState
+    from per_user_db.dev._tls import LocalCertificates
 
 __all__ = [
     "DEFAULT_MAX_DATABASES",
@@ -103,8 +104,10 @@ class LocalTurso:
     """The state of one local Turso app: read it with :func:`local_turso`.
 
     ``api_token`` is the Platform API token (``Authorization: Bearer …``); the API's
-    base URL is the served address's ``url`` (``http://127.0.0.1:PORT``; the official
-    JS client wants ``url + "/v1/"``).
+    base URL is the served address's ``url`` (``http://127.0.0.1:PORT``, or ``https://``
+    in TLS mode; the official JS client wants ``url + "/v1/"``). ``certificates`` is
+    ``None`` unless the app serves HTTPS (``tls=True``): then clients must trust its
+    ``ca_path``.
     """
 
     org: str
@@ -115,6 +118,7 @@ class LocalTurso:
     faults: Faults
     clock: Callable[[], float]
     public_host: str | None
+    certificates: LocalCertificates | None = None
     # Serializes changes: a create racing a delete of the same name must see one order.
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False, repr=False)
 
@@ -127,9 +131,19 @@ class LocalTurso:
 
     # --- URLs --------------------------------------------------------------------------
 
+    @property
+    def tls(self) -> bool:
+        """Whether the app serves HTTPS (and ``libsql://`` URLs mean TLS, as on Turso)."""
+        return self.certificates is not None
+
     def hostname(self, name: str, host: str) -> str:
-        """The ``Hostname`` of database ``name`` for a client that reached us at ``host``."""
-        return f"{self.public_host or host}/db/{name}/?tls=0"
+        """The ``Hostname`` of database ``name`` for a client that reached us at ``host``.
+
+        ``HOST:PORT/db/<name>/`` in TLS mode; otherwise ``?tls=0`` follows, which tells
+        the clients that honour it (ours, npm ``@libsql/client``) to use plain HTTP.
+        """
+        plain = "" if self.tls else "?tls=0"
+        return f"{self.public_host or host}/db/{name}/{plain}"
 
     def database_url(self, name: str, address: ServerAddress) -> str:
         """``libsql://`` + Hostname: what an app builds from the create/get response."""

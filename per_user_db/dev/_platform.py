@@ -7,7 +7,10 @@ the minted token. Everything listens on 127.0.0.1.
 
 ``Hostname`` is ``HOST:PORT/db/<name>/?tls=0``: ``libsql://`` + that is plain HTTP to
 this server for clients that honour ``tls=0`` (ours and npm ``@libsql/client``). PyPI
-``libsql`` always uses TLS for ``libsql://``; give it ``http://HOST:PORT/db/<name>/``.
+``libsql`` always uses TLS for ``libsql://``; give it ``http://HOST:PORT/db/<name>/``,
+or start the app with ``tls=True``: then everything is HTTPS with a certificate from a
+local CA in the data directory (:mod:`._tls`), ``Hostname`` is ``HOST:PORT/db/<name>/``
+and ``"libsql://" + Hostname`` works unchanged in every client that trusts the CA.
 
 The rules live in :class:`~._local_turso.LocalTurso`, whose methods return
 ``Ok``/``Err``; the handlers here only translate HTTP to them and back.
@@ -42,7 +45,13 @@ from per_user_db.dev._registry import (
     GroupRecord,
     Registry,
 )
-from per_user_db.dev._server import SERVER_VERSION, create_protocol_app, protocol_state
+from per_user_db.dev._server import (
+    SERVER_VERSION,
+    TLS_CONTEXT,
+    create_protocol_app,
+    protocol_state,
+)
+from per_user_db.dev._tls import ensure_certificates
 
 if TYPE_CHECKING:
     import os
@@ -83,6 +92,7 @@ def create_local_turso_app(
     public_host: str | None = None,
     clock: Callable[[], float] = time.time,
     stream_idle_timeout: float = 10.0,
+    tls: bool = False,
 ) -> web.Application:
     """An app serving the Platform API under ``/v1/`` and databases under ``/db/<name>/``.
 
@@ -92,6 +102,11 @@ def create_local_turso_app(
     from a generator seeded by ``seed``. ``clock`` (unix seconds) decides token
     ``iat``/``exp`` and their checks; tests pass a fake one to expire tokens at once.
     ``public_host`` replaces the ``Host`` header in ``Hostname`` (behind a proxy).
+
+    ``tls`` serves everything over HTTPS (:func:`serve` picks the context up from the
+    app) with a certificate for 127.0.0.1, ::1 and localhost, signed by a CA made on the
+    first start in ``data_dir/tls/`` and reused afterwards: clients trust
+    ``local_turso(app).certificates.ca_path`` (``SSL_CERT_FILE``, ``NODE_EXTRA_CA_CERTS``).
     """
     if max_databases < 0:
         raise ValueError(f"max_databases must be >= 0, got {max_databases}")
@@ -99,6 +114,8 @@ def create_local_turso_app(
         raise ValueError("org must be a non-empty organization slug")
     faults = Faults(latency=latency, fail_rate=fail_rate, seed=seed)
     registry = Registry.open(Path(data_dir), now=clock())
+    # Not ``clock``: clients check certificates against the real time, whatever a test fakes.
+    certificates = ensure_certificates(Path(data_dir) / "tls") if tls else None
     app = create_protocol_app(
         data_dir,
         authorize=token_authorizer(registry, clock),
@@ -113,7 +130,10 @@ def create_local_turso_app(
         faults=faults,
         clock=clock,
         public_host=public_host,
+        certificates=certificates,
     )
+    if certificates is not None:
+        app[TLS_CONTEXT] = certificates.server_context()
     # Outermost, so a fault answers before anything runs or is counted.
     app.middlewares.insert(0, fault_middleware(faults))
     app.middlewares.append(_require_api_token)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
@@ -61,6 +62,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "PROTOCOL_STATE",
+    "TLS_CONTEXT",
     "ServerAddress",
     "create_protocol_app",
     "protocol_state",
@@ -75,6 +77,8 @@ SERVER_VERSION = "per-user-db dev server (Hrana over HTTP 2 and 3)"
 PROTOCOL_STATE: web.AppKey[ProtocolServerState] = web.AppKey(
     "per_user_db.protocol_state", ProtocolServerState
 )
+TLS_CONTEXT: web.AppKey[ssl.SSLContext] = web.AppKey("per_user_db.tls_context", ssl.SSLContext)
+"""Set on an app that is to be served over HTTPS (the local Turso's TLS mode)."""
 
 
 def create_protocol_app(
@@ -122,14 +126,18 @@ def protocol_state(app: web.Application) -> ProtocolServerState:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ServerAddress:
-    """Where :func:`serve` is listening."""
+    """Where :func:`serve` is listening, and whether over HTTPS."""
 
     host: str
     port: int
+    tls: bool = False
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        scheme = "https" if self.tls else "http"
+        # An IPv6 literal needs brackets in a URL.
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{scheme}://{host}:{self.port}"
 
     def database_url(self, name: str) -> str:
         """The base URL of one database, with the trailing slash clients need."""
@@ -138,16 +146,26 @@ class ServerAddress:
 
 @contextlib.asynccontextmanager
 async def serve(
-    app: web.Application, host: str = "127.0.0.1", port: int = 0
+    app: web.Application,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    *,
+    ssl_context: ssl.SSLContext | None = None,
 ) -> AsyncIterator[ServerAddress]:
-    """Run ``app`` on ``host:port`` (0 picks a free port) until the block exits."""
+    """Run ``app`` on ``host:port`` (0 picks a free port) until the block exits.
+
+    HTTPS with ``ssl_context``, else with the app's own :data:`TLS_CONTEXT` if it has one
+    (``create_local_turso_app(..., tls=True)``), else plain HTTP.
+    """
+    if ssl_context is None:
+        ssl_context = app.get(TLS_CONTEXT)
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
     await runner.setup()
     try:
-        site = web.TCPSite(runner, host, port)
+        site = web.TCPSite(runner, host, port, ssl_context=ssl_context)
         await site.start()
         bound_port = int(runner.addresses[0][1])
-        yield ServerAddress(host=host, port=bound_port)
+        yield ServerAddress(host=host, port=bound_port, tls=ssl_context is not None)
     finally:
         await runner.cleanup()
 
