@@ -17,7 +17,7 @@ import logging
 import ssl
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from aiohttp import web
 
@@ -305,19 +305,37 @@ async def _pipeline_v3(request: web.Request) -> web.Response:
     return await _pipeline(request, version=3)
 
 
-async def _pipeline(request: web.Request, *, version: int) -> web.Response:
+class _Batoned(Protocol):
+    @property
+    def baton(self) -> str | None: ...
+
+
+_M = TypeVar("_M", bound=_Batoned)
+
+
+async def _stream_for(
+    request: web.Request, decode: Callable[[bytes], _M], what: str
+) -> tuple[Stream, _M] | web.Response:
+    """Authorize, decode the body, and find (or open) the stream its baton names."""
     authorized = await _authorized(request)
     if isinstance(authorized, web.Response):
         return authorized
     database, access = authorized
     try:
-        pipeline = decode_pipeline_request(await request.read())
+        message = decode(await request.read())
     except ProtocolError as exc:
-        return _error(400, f"malformed pipeline request: {exc}", "PROTOCOL_ERROR")
-    acquired = await _acquire(request, pipeline.baton, database, access)
+        return _error(400, f"malformed {what} request: {exc}", "PROTOCOL_ERROR")
+    acquired = await _acquire(request, message.baton, database, access)
     if isinstance(acquired, web.Response):
         return acquired
-    stream = acquired
+    return acquired, message
+
+
+async def _pipeline(request: web.Request, *, version: int) -> web.Response:
+    found = await _stream_for(request, decode_pipeline_request, "pipeline")
+    if isinstance(found, web.Response):
+        return found
+    stream, pipeline = found
     state = request.app[PROTOCOL_STATE]
     async with stream.lock:
         if not _baton_still_current(stream, pipeline.baton):
@@ -375,18 +393,10 @@ def _readable(stream: Stream, result: BatchResult) -> BatchResult:
 
 
 async def _cursor(request: web.Request) -> web.StreamResponse:
-    authorized = await _authorized(request)
-    if isinstance(authorized, web.Response):
-        return authorized
-    database, access = authorized
-    try:
-        cursor = decode_cursor_request(await request.read())
-    except ProtocolError as exc:
-        return _error(400, f"malformed cursor request: {exc}", "PROTOCOL_ERROR")
-    acquired = await _acquire(request, cursor.baton, database, access)
-    if isinstance(acquired, web.Response):
-        return acquired
-    stream = acquired
+    found = await _stream_for(request, decode_cursor_request, "cursor")
+    if isinstance(found, web.Response):
+        return found
+    stream, cursor = found
     state = request.app[PROTOCOL_STATE]
     async with stream.lock:
         if not _baton_still_current(stream, cursor.baton):
