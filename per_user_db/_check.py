@@ -48,7 +48,8 @@ async def _facts(db: Database) -> Facts:
             if index.startswith("sqlite_autoindex"):
                 continue
             info = await db.execute(f'PRAGMA index_info("{index}")')
-            indexes[index] = (bool(row["unique"]), tuple(str(r["name"]) for r in info))
+            columns_of = tuple(str(r["name"]) for r in info)
+            indexes[index] = (bool(row["unique"]), bool(row["partial"]), columns_of)
         table = parsed[name]
         facts[name] = {
             "columns": {

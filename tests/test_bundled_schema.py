@@ -1,27 +1,28 @@
 """The bundled per-user schema: its four migrations, and ``schema/`` that declares their result.
 
-``schema/<table>.sql`` is what a reader consults for the current shape; these tests keep it
-honest by replaying the migrations into one database, executing the schema files into
-another and comparing what SQLite reports about both. They also check that upgrading from
-every earlier version keeps every row, and that the CHECK constraints hold at the head.
+``schema/<table>.sql`` is what a reader consults for the current shape; ``per-user-db
+check`` keeps it equal to what the migrations build (tested in ``test_schema.py``). These
+tests check the schema's conventions, that upgrading from every earlier version keeps
+every row, and that the CHECK constraints hold at the head.
 """
 
 from __future__ import annotations
 
 import re
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from contextlib import closing
 from pathlib import Path
 
 import pytest
 
 from per_user_db import MigrationSet, connect, load_migrations
+from per_user_db.core._migrations import split_statements
+from per_user_db.schema import load_schema
 
 ROOT = Path(__file__).resolve().parent.parent
 MIGRATIONS = ROOT / "migrations"
 SCHEMA = ROOT / "schema"
-BREAKPOINT = "--> statement-breakpoint"
 
 WHENS = (1777014726134, 1777273658768, 1777342025930, 1777699652593)
 
@@ -45,61 +46,9 @@ TABLES = (
 )
 
 Row = dict[str, object]
-Shape = dict[str, dict[str, object]]
 
 
 # --- helpers ------------------------------------------------------------------------------
-
-
-def statements(sql: str) -> list[str]:
-    return [piece.strip() for piece in sql.split(BREAKPOINT) if piece.strip()]
-
-
-def open_memory() -> sqlite3.Connection:
-    conn = sqlite3.connect(":memory:", isolation_level=None)
-    conn.execute("PRAGMA foreign_keys=ON")
-    return conn
-
-
-def replay(conn: sqlite3.Connection, migration_files: list[Path]) -> None:
-    """Apply migration files as the library does: each in one transaction; a table rebuild
-    with foreign keys off (outside the transaction, where SQLite honours it) and checked
-    before COMMIT."""
-    for path in migration_files:
-        pieces = statements(path.read_text(encoding="utf-8"))
-        rebuild = any(re.fullmatch(r"PRAGMA foreign_keys=OFF;", s) for s in pieces)
-        if rebuild:
-            conn.execute("PRAGMA foreign_keys=OFF")
-        conn.execute("BEGIN IMMEDIATE")
-        for piece in pieces:
-            conn.execute(piece)
-        assert conn.execute("PRAGMA foreign_key_check").fetchall() == []
-        conn.execute("COMMIT")
-        if rebuild:
-            conn.execute("PRAGMA foreign_keys=ON")
-
-
-def migration_files() -> list[Path]:
-    return sorted(MIGRATIONS.glob("*.sql"))
-
-
-def migrated_to_head() -> sqlite3.Connection:
-    conn = open_memory()
-    replay(conn, migration_files())
-    return conn
-
-
-def check_constraints(sql: str) -> dict[str, str]:
-    """``{name: expression}`` of every ``CONSTRAINT "<name>" CHECK(<expression>)``."""
-    found: dict[str, str] = {}
-    for match in re.finditer(r'CONSTRAINT\s+"([^"]+)"\s+CHECK\s*\(', sql):
-        depth, start = 1, match.end()
-        end = start
-        while depth:
-            depth += {"(": 1, ")": -1}.get(sql[end], 0)
-            end += 1
-        found[match.group(1)] = sql[start : end - 1]
-    return found
 
 
 def user_tables(conn: sqlite3.Connection) -> list[str]:
@@ -109,28 +58,6 @@ def user_tables(conn: sqlite3.Connection) -> list[str]:
         "ORDER BY name"
     ).fetchall()
     return [str(r[0]) for r in rows]
-
-
-def shape(conn: sqlite3.Connection) -> Shape:
-    """What SQLite says about every table: columns, foreign keys, indexes, named CHECKs."""
-    result: Shape = {}
-    for table in user_tables(conn):
-        (sql,) = conn.execute(
-            "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)
-        ).fetchone()
-        indexes = {
-            name: (unique, origin, partial, conn.execute(f"PRAGMA index_info(`{name}`)").fetchall())
-            for _, name, unique, origin, partial in conn.execute(
-                f"PRAGMA index_list(`{table}`)"
-            ).fetchall()
-        }
-        result[table] = {
-            "columns": conn.execute(f"PRAGMA table_xinfo(`{table}`)").fetchall(),
-            "foreign_keys": sorted(conn.execute(f"PRAGMA foreign_key_list(`{table}`)").fetchall()),
-            "indexes": indexes,
-            "checks": check_constraints(sql),
-        }
-    return result
 
 
 def columns(conn: sqlite3.Connection, table: str) -> list[str]:
@@ -284,8 +211,13 @@ def project(
 
 
 @pytest.fixture
-def head() -> Iterator[sqlite3.Connection]:
-    with closing(migrated_to_head()) as conn:
+async def head(tmp_path: Path) -> AsyncIterator[sqlite3.Connection]:
+    """A database at the head, migrated by the library itself, holding sample rows."""
+    path = tmp_path / "head.db"
+    async with (await connect(f"file:{path}", migrations=load_migrations(MIGRATIONS))).unwrap():
+        pass
+    with closing(sqlite3.connect(path, isolation_level=None)) as conn:
+        conn.execute("PRAGMA foreign_keys=ON")
         fill(conn, sample_rows())
         yield conn
 
@@ -299,51 +231,38 @@ def test_four_migrations_load_with_the_original_whens() -> None:
     assert [m.idx for m in loaded] == [0, 1, 2, 3]
     assert [m.tag[:5] for m in loaded] == ["0000_", "0001_", "0002_", "0003_"]
     assert all(m.statements for m in loaded)
-    assert [path.name for path in migration_files()] == [m.filename for m in loaded]
+    assert [path.name for path in sorted(MIGRATIONS.glob("*.sql"))] == [m.filename for m in loaded]
 
 
 def test_one_schema_file_per_table() -> None:
     assert sorted(path.stem for path in SCHEMA.glob("*.sql")) == sorted(TABLES)
     for path in SCHEMA.glob("*.sql"):
-        first = statements(path.read_text(encoding="utf-8"))[0]
+        first = split_statements(path.read_text(encoding="utf-8"))[0]
         assert first.startswith(f"CREATE TABLE `{path.stem}` (")
 
 
-# --- 2. the migrations produce exactly the declared schema -------------------------------
+# --- 2. the declared schema's conventions --------------------------------------------------
+# (That the migrations build exactly schema/ is per-user-db check's job: tests/test_schema.py.)
 
 
-def test_migrations_produce_the_declared_schema() -> None:
-    with closing(migrated_to_head()) as migrated, closing(open_memory()) as declared:
-        for path in sorted(SCHEMA.glob("*.sql")):
-            for piece in statements(path.read_text(encoding="utf-8")):
-                declared.execute(piece)
-        assert user_tables(migrated) == sorted(TABLES)
-        expected = shape(declared)
-        actual = shape(migrated)
-        for table in TABLES:
-            assert actual[table] == expected[table], table
-        assert actual == expected
-
-
-def test_every_check_is_named_after_its_table() -> None:
-    with closing(migrated_to_head()) as conn:
-        for table, info in shape(conn).items():
-            checks = info["checks"]
-            assert isinstance(checks, dict)
-            for name in checks:
-                named = re.fullmatch(rf"{table}_(\w+?)(_length)?_check", name)
-                assert named is not None, name
-                assert named.group(1) in columns(conn, table), name
+def test_every_check_is_named_after_its_table_and_column() -> None:
+    for table in load_schema():
+        names = {c.name for c in table.columns}
+        for check in table.checks:
+            assert check.name is not None, (table.name, check.sql)
+            named = re.fullmatch(rf"{table.name}_(\w+?)(_length)?_check", check.name)
+            assert named is not None, check.name
+            assert named.group(1) in names, check.name
 
 
 def test_foreign_keys_are_all_no_action_and_resolve() -> None:
-    with closing(migrated_to_head()) as conn:
-        for table in TABLES:
-            for fk in conn.execute(f"PRAGMA foreign_key_list(`{table}`)").fetchall():
-                _, _, parent, _, to, on_update, on_delete, _ = fk
-                assert (on_update, on_delete) == ("NO ACTION", "NO ACTION")
-                assert parent in TABLES
-                assert to in columns(conn, parent)
+    schema = load_schema()
+    assert sorted(t.name for t in schema) == sorted(TABLES)
+    for table in schema:
+        for key in table.foreign_keys:
+            assert (key.on_update, key.on_delete) == ("NO ACTION", "NO ACTION")
+            parent = schema[key.table]
+            assert all(parent.column(c) for c in key.references)
 
 
 # --- 3. upgrading keeps every row, from every version ------------------------------------

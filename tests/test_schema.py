@@ -85,7 +85,7 @@ async def test_check_reports_every_kind_of_difference(tmp_path: Path) -> None:
     (schema / "extra.sql").write_text("CREATE TABLE `extra` (`id` text PRIMARY KEY NOT NULL);")
     problems = await check_schema(schema_dir=schema)
     assert problems == [
-        "table days: index days_program_id_idx: migrations give (False, ('program_id',)), "
+        "table days: index days_program_id_idx: migrations give (False, False, ('program_id',)), "
         "schema/ declares 'nothing'",
         "table exercises: column weight_step: migrations give ('real', True, '2.5', 0), "
         "schema/ declares ('real', True, '2.0', 0)",
@@ -147,3 +147,18 @@ async def test_migration_new_command(tmp_path: Path) -> None:
     assert code == 0
     assert "0000_first.sql" in out
     assert (tmp_path / "migrations" / "0000_first.sql").exists()
+
+
+async def test_check_notices_a_partial_index(tmp_path: Path) -> None:
+    schema = tmp_path / "schema"
+    shutil.copytree(ROOT / "schema", schema)
+    days = schema / "days.sql"
+    days.write_text(
+        days.read_text().replace(
+            "ON `days` (`program_id`);", "ON `days` (`program_id`) WHERE `display_order` > 0;"
+        )
+    )
+    assert await check_schema(schema_dir=schema) == [
+        "table days: index days_program_id_idx: migrations give (False, False, ('program_id',)), "
+        "schema/ declares (False, True, ('program_id',))"
+    ]
