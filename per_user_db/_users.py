@@ -178,11 +178,11 @@ async def get_valid_credentials(
             current = found.credentials
     if current.auth_token is None:
         return Ok(current)
-    replacing = rejected_token is not None and current.auth_token == rejected_token
-    if not (force_refresh or replacing) and not _expires_within(current, margin, moment):
+    if current.auth_token != rejected_token:
+        rejected_token = None  # already replaced by someone else: only expiry matters now
+    replacing = rejected_token is not None
+    if not (force_refresh or replacing or _expires_within(current, margin, moment)):
         return Ok(current)
-    if rejected_token is not None and not replacing and not force_refresh:
-        return Ok(current)  # already replaced by someone else
 
     async def refresh() -> Result[Credentials, CredentialsError | StoreError]:
         # Another caller or process may have replaced it meanwhile: read again first.

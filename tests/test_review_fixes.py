@@ -266,3 +266,19 @@ async def test_no_attempt_runs_past_the_deadline() -> None:
             result = await api.get_database("x")
         assert isinstance(result, Err)
         assert time.monotonic() - started < 3.0  # far below one 5 s request timeout
+
+
+async def test_a_stale_rejected_token_does_not_hide_an_expiring_one(
+    turso: LocalTursoServer,
+) -> None:
+    store = InMemoryCredentialStore()
+    short = dataclasses.replace(turso.settings, token_days=2)
+    created = (await setup_user_database("u", store=store, settings=short)).unwrap()
+    turso.clock.now += 1
+    moment = dt.datetime.fromtimestamp(turso.clock.now, tz=dt.UTC)
+    # The caller reports an old token the store no longer holds; the stored one expires
+    # within the margin, so it is still refreshed.
+    result = await get_valid_credentials(
+        "u", store=store, settings=short, now=moment, rejected_token="an-older-token"
+    )
+    assert result.unwrap().auth_token != created.auth_token
