@@ -137,7 +137,7 @@ async def apply_migrations(
                     )
                 )
             case Err(MigrationUnavailable(code=code, message=message)) if is_busy(code, message):
-                await _back_off(attempt)
+                await _back_off(attempt, max_attempts)
                 continue
             case Err(error):
                 return Err(error)
@@ -161,7 +161,7 @@ async def apply_migrations(
             results = await db.pipeline(program.requests)
         except DatabaseError as exc:
             if _busy(exc):
-                await _back_off(attempt)
+                await _back_off(attempt, max_attempts)
                 continue
             return Err(_unavailable(db, exc))
         finally:
@@ -188,12 +188,14 @@ async def apply_migrations(
             case Retry(reason=reason):
                 log.debug("%s: %s; planning again", db.url, reason.value)
                 if reason is RetryReason.BUSY:
-                    await _back_off(attempt)
+                    await _back_off(attempt, max_attempts)
             case failure:
                 return Err(failure)
     return Err(MigrationContention(database=db.url, attempts=max_attempts))
 
 
-async def _back_off(attempt: int) -> None:
+async def _back_off(attempt: int, max_attempts: int) -> None:
+    if attempt >= max_attempts:
+        return  # no attempt follows: waiting would only delay the error
     # Full jitter: spread the retries of many contending processes.
     await anyio.sleep(random.uniform(0, min(BACKOFF_CAP, BACKOFF_BASE * 2**attempt)))  # noqa: S311

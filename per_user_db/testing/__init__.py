@@ -37,7 +37,7 @@ if TYPE_CHECKING:
         factories,
         new_id,
     )
-    from ._fake_turso import FakeTurso, running_fake_turso
+    from ._fake_turso import FAKE_TURSO_APP_ENV, FakeTurso, running_fake_turso
     from ._mocks import (
         MOCK_AUTH_TOKEN,
         MOCK_DATABASE_NAME,
@@ -57,6 +57,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ENUM_CHOICES",
     "EPOCH_MS_BASE",
+    "FAKE_TURSO_APP_ENV",
     "MOCK_AUTH_TOKEN",
     "MOCK_DATABASE_NAME",
     "MOCK_DATABASE_URL",
@@ -95,7 +96,7 @@ _HOME = {
         "factories",
         "new_id",
     ),
-    "_fake_turso": ("FakeTurso", "running_fake_turso"),
+    "_fake_turso": ("FAKE_TURSO_APP_ENV", "FakeTurso", "running_fake_turso"),
     "_mocks": (
         "MOCK_AUTH_TOKEN",
         "MOCK_DATABASE_NAME",
