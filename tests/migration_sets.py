@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from per_user_db import MigrationSet, load_migrations
 from per_user_db.core._migrations import BREAKPOINT
+
+from .core.strategies import journal
 
 WHENS = [1777014726134, 1777273658768, 1777342025930, 1777699652593]
 
@@ -35,13 +36,10 @@ STANDARD = [INIT, ADD_COLUMN, REBUILD, ADD_DEFAULT]
 def write_set(folder: Path, migrations: list[list[str]], whens: list[int] | None = None) -> Path:
     whens = whens or WHENS[: len(migrations)]
     (folder / "meta").mkdir(parents=True, exist_ok=True)
-    entries = []
-    for idx, (statements, when) in enumerate(zip(migrations, whens, strict=True)):
-        tag = f"{idx:04d}_step{idx}"
+    entries = [(f"{idx:04d}_step{idx}", when) for idx, when in enumerate(whens)]
+    for (tag, _), statements in zip(entries, migrations, strict=True):
         (folder / f"{tag}.sql").write_text(f"\n{BREAKPOINT}\n".join(statements) + "\n")
-        entries.append({"idx": idx, "version": "6", "when": when, "tag": tag, "breakpoints": True})
-    journal = {"version": "7", "dialect": "sqlite", "entries": entries}
-    (folder / "meta" / "_journal.json").write_text(json.dumps(journal))
+    (folder / "meta" / "_journal.json").write_text(journal(entries))
     return folder
 
 
