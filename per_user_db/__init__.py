@@ -84,7 +84,7 @@ if TYPE_CHECKING:
         StoreError,
         StoreUnavailable,
     )
-    from ._transport import DatabaseError
+    from ._transports._base import DatabaseError
     from ._users import (
         NotProvisioned,
         RefreshFailed,
@@ -232,7 +232,7 @@ _EXPORTS: dict[str, str] = {
     "Database": "._database",
     "DatabaseAhead": ".core._planner",
     "DatabaseCredentialStore": "._store",
-    "DatabaseError": "._transport",
+    "DatabaseError": "._transports._base",
     "DatabaseNameError": ".core._names",
     "DatabaseTransaction": "._database",
     "DecryptError": "._cipher",

@@ -12,7 +12,7 @@ import anyio
 from ._bundled import bundled_migrations
 from ._migrate import apply_migrations
 from ._open import DEFAULT_TIMEOUT, open_database
-from ._sqlite import DEFAULT_BUSY_TIMEOUT
+from ._transports._sqlite import DEFAULT_BUSY_TIMEOUT
 from .core._errors import ConnectError, ConnectErrorCode
 from .core._migration_errors import MigrationUnavailable
 from .core._result import Err, Ok, Result
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     import aiohttp
 
     from ._database import Database
-    from ._http import TokenProvider
+    from ._transports._http import TokenProvider
     from .core._migrations import MigrationSet
 
 __all__ = ["VerifiedCache", "connect"]

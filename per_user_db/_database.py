@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from libsql_client import Client, ResultSet, Row, Statement, Transaction
 
-from ._transport import DatabaseError
+from ._transports._base import DatabaseError
 from .core._errors import ConnectErrorCode
 from .core._hrana import (
     Batch,
@@ -40,7 +40,7 @@ if TYPE_CHECKING:
 
     from libsql_client import InArgs, InStatement
 
-    from ._transport import Stream, Transport
+    from ._transports._base import Stream, Transport
     from .core._hrana import BatchResult, HranaError, StreamRequest, StreamResult
     from .core._urls import DatabaseUrl
 

@@ -18,7 +18,7 @@ import anyio
 from ._bundled import bundled_migrations
 from ._seams import apply_migrations_doubles
 from ._seams import current as current_double
-from ._transport import DatabaseError
+from ._transports._base import DatabaseError
 from .core._apply import (
     Applied,
     Retry,

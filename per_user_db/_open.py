@@ -7,10 +7,10 @@ import sqlite3
 import aiohttp
 
 from ._database import Database
-from ._http import HttpTransport, TokenProvider
-from ._local import LocalTransport
-from ._sqlite import DEFAULT_BUSY_TIMEOUT
-from ._ws import WsTransport
+from ._transports._http import HttpTransport, TokenProvider
+from ._transports._local import LocalTransport
+from ._transports._sqlite import DEFAULT_BUSY_TIMEOUT
+from ._transports._ws import WsTransport
 from .core._errors import ConnectError, ConnectErrorCode
 from .core._result import Err, Ok, Result
 from .core._urls import TransportKind, parse_database_url

@@ -32,7 +32,7 @@ from per_user_db import (
     setup_user_database,
 )
 from per_user_db._check import check_schema
-from per_user_db._sqlite import SqliteWorker
+from per_user_db._transports._sqlite import SqliteWorker
 from per_user_db._users import _single_flight
 from per_user_db.core._platform import parse_token, retry_after_seconds
 from per_user_db.turso import PlatformClient, RetryPolicy

@@ -6,7 +6,7 @@ answers today: ``POST v2/pipeline``, ``POST v3/pipeline``, ``POST v3/cursor``,
 in-band in 200 responses; HTTP-level errors carry ``{"error": "..."}`` bodies.
 
 This module only translates HTTP to the codec (:mod:`per_user_db.core._hrana`), the
-stream registry (:mod:`._state`) and SQLite (:mod:`per_user_db._sqlite`) and back.
+stream registry (:mod:`._state`) and SQLite (:mod:`per_user_db._transports._sqlite`) and back.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from aiohttp import web
 
-from per_user_db._sqlite import execute_batch, run_stream_requests
+from per_user_db._transports._sqlite import execute_batch, run_stream_requests
 from per_user_db.core._hrana import (
     BatchResponse,
     CloseRequest,

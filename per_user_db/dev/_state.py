@@ -1,7 +1,7 @@
 """What the local protocol server remembers: databases on disk, open streams, counters.
 
 A *stream* is Hrana's unit of state: one SQLite connection (its own
-:class:`~per_user_db._sqlite.SqliteWorker`, so streams never wait on each other's SQL),
+:class:`~per_user_db._transports._sqlite.SqliteWorker`, so streams never wait on each other's SQL),
 the SQL texts stored on it, and the baton that names it. Batons rotate on every
 response, so a stale baton (a replayed or raced request) is refused instead of
 silently interleaving with the stream's current owner.
@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeAlias
 
-from per_user_db._sqlite import SqliteWorker
+from per_user_db._transports._sqlite import SqliteWorker
 from per_user_db.core._hrana import HranaError
 from per_user_db.core._result import Err, Ok
 

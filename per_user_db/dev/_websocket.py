@@ -13,7 +13,7 @@ WebSocket; one socket is one Hrana *connection*:
   ``execute``, ``batch``, and with ``hrana2`` also ``sequence``, ``describe``,
   ``store_sql`` and ``close_sql``.
 
-Each stream owns a :class:`~per_user_db._sqlite.SqliteWorker` (its own SQLite connection
+Each stream owns a :class:`~per_user_db._transports._sqlite.SqliteWorker` (its own SQLite connection
 and thread) and a queue drained by its own task, so one stream's requests run in the
 order they arrived while different streams run concurrently. Unlike Hrana over HTTP,
 stored SQL belongs to the connection, not to a stream. A stream request takes a snapshot
@@ -41,7 +41,11 @@ from typing import TYPE_CHECKING, NoReturn, TypeAlias
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from per_user_db._sqlite import SqliteWorker, hrana_error_from_sqlite, run_stream_request
+from per_user_db._transports._sqlite import (
+    SqliteWorker,
+    hrana_error_from_sqlite,
+    run_stream_request,
+)
 from per_user_db.core._hrana import (
     BatchRequest,
     BatchResponse,

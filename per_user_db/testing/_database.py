@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from per_user_db._connect import connect
-from per_user_db._local import LocalTransport
 from per_user_db._open import open_database
+from per_user_db._transports._local import LocalTransport
 
 if TYPE_CHECKING:
     import sqlite3

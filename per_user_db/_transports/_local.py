@@ -1,7 +1,7 @@
 """Local SQLite files (and ``:memory:``) without blocking the event loop.
 
 One persistent sqlite3 connection per :class:`~per_user_db.Database`, owned by one
-worker thread (:class:`~per_user_db._sqlite.SqliteWorker`): ``:memory:`` keeps its
+worker thread (:class:`~per_user_db._transports._sqlite.SqliteWorker`): ``:memory:`` keeps its
 tables, statements never run on the event loop, and a whole pipeline is one job on the
 thread. The same request executor serves the local protocol server, so a pipeline means
 the same thing here as over HTTP: it starts with foreign keys on and ends rolled back if
@@ -17,15 +17,15 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, TypeVar
 
-from ._sqlite import SqliteWorker, run_stream_requests
-from ._transport import DatabaseError
-from .core._hrana import (
+from ..core._hrana import (
     BatchRequest,
     CloseRequest,
     ExecuteRequest,
     SequenceRequest,
     StoreSqlRequest,
 )
+from ._base import DatabaseError
+from ._sqlite import SqliteWorker, run_stream_requests
 
 T = TypeVar("T")
 
@@ -33,8 +33,8 @@ if TYPE_CHECKING:
     import sqlite3
     from collections.abc import Callable, Sequence
 
-    from .core._hrana import StreamRequest, StreamResult
-    from .core._urls import DatabaseUrl
+    from ..core._hrana import StreamRequest, StreamResult
+    from ..core._urls import DatabaseUrl
 
 __all__ = ["LocalTransport"]
 

@@ -16,8 +16,8 @@ import pytest
 from per_user_db import Database, DatabaseError, Ok, open_database
 from per_user_db.dev import Access, create_protocol_app, protocol_state, serve
 
-from .conftest import LocalServer
-from .scripted_server import Recorded, Reply, ScriptedServer, scripted_server
+from ..conftest import LocalServer
+from ..scripted_server import Recorded, Reply, ScriptedServer, scripted_server
 
 TOKEN = "eyJhbGciOiJFZERTQSJ9.payload.signature-secret"
 

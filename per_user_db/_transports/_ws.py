@@ -17,9 +17,8 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 from libsql_client import LibsqlError, create_client
 
-from ._transport import FOREIGN_KEYS_ON, DatabaseError
-from .core._errors import ConnectErrorCode
-from .core._hrana import (
+from ..core._errors import ConnectErrorCode
+from ..core._hrana import (
     BatchRequest,
     BatchResponse,
     CloseRequest,
@@ -37,12 +36,13 @@ from .core._hrana import (
     encode_batch,
     encode_stmt,
 )
+from ._base import FOREIGN_KEYS_ON, DatabaseError
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from .core._hrana import StreamRequest, StreamResponse, StreamResult
-    from .core._urls import DatabaseUrl
+    from ..core._hrana import StreamRequest, StreamResponse, StreamResult
+    from ..core._urls import DatabaseUrl
 
 __all__ = ["WsTransport"]
 

@@ -20,13 +20,13 @@ from typing import TYPE_CHECKING, Protocol
 
 from libsql_client import LibsqlError
 
-from .core._hrana import ExecuteRequest, Stmt
+from ..core._hrana import ExecuteRequest, Stmt
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from .core._errors import ConnectErrorCode
-    from .core._hrana import StreamRequest, StreamResult
+    from ..core._errors import ConnectErrorCode
+    from ..core._hrana import StreamRequest, StreamResult
 
 __all__ = ["FOREIGN_KEYS_ON", "DatabaseError", "Stream", "Transport"]
 

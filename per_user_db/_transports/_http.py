@@ -17,9 +17,8 @@ from typing import TYPE_CHECKING
 
 import aiohttp
 
-from ._transport import FOREIGN_KEYS_ON, DatabaseError
-from .core._errors import ConnectErrorCode, code_for_status, error_body_text
-from .core._hrana import (
+from ..core._errors import ConnectErrorCode, code_for_status, error_body_text
+from ..core._hrana import (
     CloseRequest,
     PipelineResponse,
     ProtocolError,
@@ -27,12 +26,13 @@ from .core._hrana import (
     decode_pipeline_response,
     encode_pipeline_request,
 )
+from ._base import FOREIGN_KEYS_ON, DatabaseError
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from .core._hrana import StreamRequest, StreamResult
-    from .core._urls import DatabaseUrl
+    from ..core._hrana import StreamRequest, StreamResult
+    from ..core._urls import DatabaseUrl
 
 __all__ = ["HttpTransport", "TokenProvider"]
 

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from bench._stall import least_stall
-from per_user_db._sqlite import (
+from per_user_db._transports._sqlite import (
     SqliteWorker,
     WorkerClosedError,
     describe_sql,
