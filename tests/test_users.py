@@ -8,6 +8,7 @@ import datetime as dt
 import logging
 import sqlite3
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import anyio
 import anyio.lowlevel
@@ -24,7 +25,12 @@ from per_user_db import (
     NotProvisioned,
     Ok,
     RefreshFailed,
+    RefreshReport,
+    Result,
+    Settings,
     StoreCorrupt,
+    StoredCredentials,
+    StoreUnavailable,
     TokenCipher,
     UserDatabaseUnavailable,
     connect,
@@ -35,10 +41,17 @@ from per_user_db import (
     setup_user_database,
     user_database,
 )
+from per_user_db._provision import issue_token
 from per_user_db._seams import apply_migrations_doubles, create_database_doubles
 from per_user_db.core._migration_errors import MigrationUnavailable
+from per_user_db.core._platform import RateLimited, ServerError
 
 from .conftest import LocalTursoServer
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
+    from per_user_db import StoreError
 
 KEY = bytes(range(32))
 DAY = dt.timedelta(days=1)
@@ -448,3 +461,490 @@ async def test_mocked_create_database_is_seen_by_setup(tmp_path: Path) -> None:
     finally:
         create_database_doubles.remove(fake)
     assert result.unwrap().name == "mock"
+
+
+# --- refresh: each decision, and what goes wrong without it --------------------------------
+
+
+def api_down(turso: LocalTursoServer) -> Settings:
+    """Settings whose every Platform API call fails at once (one attempt, always a fault)."""
+    turso.turso.faults.fail_rate = 1.0
+    return dataclasses.replace(
+        turso.settings, retry=dataclasses.replace(turso.settings.retry, attempts=1)
+    )
+
+
+async def mint(turso: LocalTursoServer, credentials: Credentials, days: int) -> Credentials:
+    """A token for the same database, minted behind our back (another process)."""
+    tick(turso)
+    settings = dataclasses.replace(turso.settings, token_days=days)
+    async with turso.client() as api:
+        return (
+            await issue_token(
+                api, name=credentials.name, url=credentials.url, settings=settings, now=None
+            )
+        ).unwrap()
+
+
+def tick(turso: LocalTursoServer) -> None:
+    """One second later on the server: tokens are signed deterministically, so two minted
+    within the same second for one database are the same token."""
+    turso.clock.now += 1
+
+
+class Gated(InMemoryCredentialStore):
+    """A store that runs ``hooks[n]`` (if any) before answering its n-th ``load`` (from 1),
+    to put another caller or process exactly between two reads."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.loads = 0
+        self.hooks: dict[int, Callable[[], Awaitable[object]]] = {}
+
+    async def load(self, user_id: str) -> Result[StoredCredentials | None, StoreError]:
+        self.loads += 1
+        hook = self.hooks.get(self.loads)
+        if hook is not None:
+            await hook()
+        return await super().load(user_id)
+
+
+async def stored_token(store: InMemoryCredentialStore, user: str = "user-1") -> str | None:
+    found = (await store.load(user)).unwrap()
+    assert found is not None
+    return found.credentials.auth_token
+
+
+async def test_embedded_credentials_have_no_token_to_refresh(
+    turso: LocalTursoServer, tmp_path: Path
+) -> None:
+    store = InMemoryCredentialStore()
+    embedded = Credentials(
+        name="local", url=f"file:{tmp_path / 'u.db'}", auth_token=None, expires_at=None
+    )
+    await store.save("user-1", embedded, now=T0)
+    for ask in ({"force_refresh": True}, {"rejected_token": "eyJ.old.sig"}, {}):
+        result = await get_valid_credentials(
+            "user-1",
+            store=store,
+            settings=turso.settings,
+            **ask,
+        )
+        assert result == Ok(embedded)
+    assert token_requests(turso) == 0
+    assert store.saves == 1
+
+
+async def test_a_token_another_process_replaced_meanwhile_is_used_not_minted_again(
+    turso: LocalTursoServer,
+) -> None:
+    store = Gated()
+    created = await set_up(turso, store, days=3)  # expires within the 7-day margin
+    fresher = await mint(turso, created, days=30)
+    minted = token_requests(turso)
+
+    async def other_process_refreshes() -> None:
+        await InMemoryCredentialStore.save(store, "user-1", fresher, now=now_of(turso))
+
+    store.hooks[store.loads + 2] = other_process_refreshes  # between our two reads
+    result = await get_valid_credentials(
+        "user-1", store=store, settings=turso.settings, now=now_of(turso)
+    )
+    assert result == Ok(fresher)
+    assert token_requests(turso) == minted
+
+
+async def test_a_forced_refresh_mints_even_when_the_stored_token_is_fresh(
+    turso: LocalTursoServer,
+) -> None:
+    store = InMemoryCredentialStore()
+    created = await set_up(turso, store)
+    minted = token_requests(turso)
+    tokens = set()
+    for _ in range(2):  # a finished flight is not reused: the second mints again
+        tick(turso)
+        forced = (
+            await get_valid_credentials(
+                "user-1", store=store, settings=turso.settings, force_refresh=True
+            )
+        ).unwrap()
+        tokens.add(forced.auth_token)
+        assert await stored_token(store) == forced.auth_token
+    assert created.auth_token not in tokens
+    assert len(tokens) == 2
+    assert token_requests(turso) == minted + 2
+
+
+async def test_a_token_expiring_exactly_now_is_replaced_and_never_served_after_a_failure(
+    turso: LocalTursoServer,
+) -> None:
+    store = InMemoryCredentialStore()
+    created = await set_up(turso, store)
+    assert created.expires_at is not None
+    turso.clock.now = created.expires_at.timestamp()
+    renewed = await get_valid_credentials(
+        "user-1",
+        store=store,
+        settings=turso.settings,
+        now=created.expires_at,
+        margin=dt.timedelta(0),
+    )
+    assert renewed.unwrap().auth_token != created.auth_token
+
+    await store.save("user-1", created, now=created.expires_at)  # back to the old token
+    failed = await get_valid_credentials(
+        "user-1", store=store, settings=api_down(turso), now=created.expires_at, margin=DAY
+    )
+    assert isinstance(failed, Err)
+    assert isinstance(failed.error, RefreshFailed)
+    # A second earlier, the same failure keeps the old token: it is still valid.
+    kept = await get_valid_credentials(
+        "user-1",
+        store=store,
+        settings=api_down(turso),
+        now=created.expires_at - dt.timedelta(seconds=1),
+        margin=DAY,
+    )
+    assert kept == Ok(created)
+
+
+@pytest.mark.parametrize("ask", ["force_refresh", "rejected_token"])
+async def test_a_failed_forced_or_rejected_refresh_is_an_error_not_the_old_token(
+    turso: LocalTursoServer, ask: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = InMemoryCredentialStore()
+    created = await set_up(turso, store)  # valid for 30 days: fine by expiry
+    assert created.auth_token is not None
+    how = (
+        {"force_refresh": True}
+        if ask == "force_refresh"
+        else {"rejected_token": created.auth_token}
+    )
+    with caplog.at_level(logging.WARNING, logger="per_user_db"):
+        result = await get_valid_credentials(
+            "user-1",
+            store=store,
+            settings=api_down(turso),
+            **how,
+        )
+    assert isinstance(result, Err)
+    assert isinstance(result.error, RefreshFailed)
+    assert isinstance(result.error.error, ServerError | RateLimited)
+    assert str(result.error).startswith("could not refresh the token of user 'user-1': ")
+    assert created.auth_token not in str(result.error)
+    assert "using the current one" not in caplog.text
+    assert await stored_token(store) == created.auth_token
+
+
+@pytest.mark.parametrize("second", ["force_refresh", "rejected_token"])
+async def test_forced_and_rejected_refreshes_do_not_join_an_expiry_driven_flight(
+    turso: LocalTursoServer, second: str
+) -> None:
+    # An expiry-driven refresh that fails keeps a still-valid token; a caller who forced
+    # a refresh, or whose token was refused, must not be handed that same old token.
+    store = Gated()
+    created = await set_up(turso, store, days=3)
+    assert created.auth_token is not None
+    down = api_down(turso)
+    release = anyio.Event()
+    store.hooks[store.loads + 2] = release.wait  # the expiring flight's re-read waits
+    store.hooks[store.loads + 3] = _setter(release)  # until the second caller reads
+    results: dict[str, object] = {}
+
+    async def expiring() -> None:
+        results["expiring"] = await get_valid_credentials("user-1", store=store, settings=down)
+
+    how = (
+        {"force_refresh": True}
+        if second == "force_refresh"
+        else {"rejected_token": created.auth_token}
+    )
+    with anyio.fail_after(30):  # a hang guard, not a time limit under test
+        async with anyio.create_task_group() as group:
+            group.start_soon(expiring)
+            await anyio.lowlevel.checkpoint()
+            results[second] = await get_valid_credentials(
+                "user-1",
+                store=store,
+                settings=down,
+                **how,
+            )
+    assert results["expiring"] == Ok(created)
+    failed = results[second]
+    assert isinstance(failed, Err)
+    assert isinstance(failed.error, RefreshFailed)
+
+
+def _setter(event: anyio.Event) -> Callable[[], Awaitable[None]]:
+    async def set_it() -> None:
+        event.set()
+
+    return set_it
+
+
+async def test_when_the_first_caller_is_cancelled_a_waiter_takes_over(
+    turso: LocalTursoServer,
+) -> None:
+    store = Gated()
+    created = await set_up(turso, store, days=3)
+    minted = token_requests(turso)
+    first_reads_again = anyio.Event()
+    second_waits = anyio.Event()
+
+    async def stuck() -> None:
+        first_reads_again.set()
+        await anyio.sleep_forever()
+
+    store.hooks[store.loads + 2] = stuck  # the first caller's re-read never returns
+    store.hooks[store.loads + 3] = _setter(second_waits)  # the second caller's first read
+    with anyio.fail_after(30):  # a hang guard, not a time limit under test
+        async with anyio.create_task_group() as group:
+            first = anyio.CancelScope()
+
+            async def first_caller() -> None:
+                with first:
+                    await get_valid_credentials("user-1", store=store, settings=turso.settings)
+
+            group.start_soon(first_caller)
+            await first_reads_again.wait()
+            second = None
+
+            async def second_caller() -> None:
+                nonlocal second
+                second = await get_valid_credentials("user-1", store=store, settings=turso.settings)
+
+            group.start_soon(second_caller)
+            await second_waits.wait()
+            await anyio.lowlevel.checkpoint()  # the second caller now awaits the flight
+            first.cancel()
+    assert first.cancelled_caught
+    assert isinstance(second, Ok)
+    assert second.value.auth_token != created.auth_token
+    assert await stored_token(store) == second.value.auth_token
+    assert token_requests(turso) == minted + 1
+
+
+async def test_a_rejected_token_already_replaced_by_someone_else_is_not_replaced_again(
+    turso: LocalTursoServer,
+) -> None:
+    store = InMemoryCredentialStore()
+    created = await set_up(turso, store)
+    replaced = await mint(turso, created, days=30)
+    await store.save("user-1", replaced, now=now_of(turso))
+    minted = token_requests(turso)
+    stale = await get_valid_credentials(
+        "user-1", store=store, settings=turso.settings, rejected_token=created.auth_token
+    )
+    assert stale == Ok(replaced)
+    assert token_requests(turso) == minted
+    # The token in the store itself refused: that one is replaced.
+    tick(turso)
+    fresh = (
+        await get_valid_credentials(
+            "user-1", store=store, settings=turso.settings, rejected_token=replaced.auth_token
+        )
+    ).unwrap()
+    assert fresh.auth_token not in (created.auth_token, replaced.auth_token)
+    assert await stored_token(store) == fresh.auth_token
+    assert token_requests(turso) == minted + 1
+
+
+async def test_a_store_that_fails_to_read_is_an_error_but_a_failed_re_read_does_not_block(
+    turso: LocalTursoServer,
+) -> None:
+    class Unreadable(InMemoryCredentialStore):
+        async def load(self, user_id: str) -> Result[StoredCredentials | None, StoreError]:
+            return Err(StoreUnavailable(message="disk gone"))
+
+    unreadable = await get_valid_credentials("user-1", store=Unreadable(), settings=turso.settings)
+    assert unreadable == Err(StoreUnavailable(message="disk gone"))
+    setup = await setup_user_database("user-1", store=Unreadable(), settings=turso.settings)
+    assert setup == Err(StoreUnavailable(message="disk gone"))
+
+    class BlipsOnTheReRead(InMemoryCredentialStore):
+        loads = 0
+
+        async def load(self, user_id: str) -> Result[StoredCredentials | None, StoreError]:
+            self.loads += 1
+            if self.loads == 3:  # 1: setup's, 2: the first read, 3: the re-read
+                return Err(StoreUnavailable(message="blip"))
+            return await super().load(user_id)
+
+    store = BlipsOnTheReRead()
+    created = await set_up(turso, store, days=3)
+    renewed = (await get_valid_credentials("user-1", store=store, settings=turso.settings)).unwrap()
+    assert renewed.auth_token != created.auth_token
+    assert await stored_token(store) == renewed.auth_token
+
+
+async def test_an_exception_in_a_flight_reaches_every_caller_of_it(
+    turso: LocalTursoServer,
+) -> None:
+    store = Gated()
+    await set_up(turso, store, days=3)
+    second_read = anyio.Event()
+
+    async def breaks() -> None:
+        await second_read.wait()
+        raise RuntimeError("store bug")
+
+    store.hooks[store.loads + 2] = breaks  # the first caller's re-read raises
+    store.hooks[store.loads + 3] = _setter(second_read)  # once the second caller has read
+    caught: list[BaseException] = []
+
+    async def caller() -> None:
+        try:
+            await get_valid_credentials("user-1", store=store, settings=turso.settings)
+        except RuntimeError as exc:
+            caught.append(exc)
+
+    with anyio.fail_after(30):  # a hang guard, not a time limit under test
+        async with anyio.create_task_group() as group:
+            group.start_soon(caller)
+            await anyio.lowlevel.checkpoint()
+            group.start_soon(caller)
+    assert [str(e) for e in caught] == ["store bug", "store bug"]
+    assert store.loads == 4  # nobody read again: the second caller shared the failure
+
+
+async def test_setup_replaces_a_stored_token_that_expires_soon(turso: LocalTursoServer) -> None:
+    store = InMemoryCredentialStore()
+    created = await set_up(turso, store, days=3)
+    minted = token_requests(turso)
+    tick(turso)
+    again = (await setup_user_database("user-1", store=store, settings=turso.settings)).unwrap()
+    assert again.auth_token != created.auth_token
+    assert again.expires_at is not None
+    assert created.expires_at is not None
+    assert again.expires_at > created.expires_at
+    assert await stored_token(store) == again.auth_token
+    assert token_requests(turso) == minted + 1
+    assert len(turso.turso.registry.databases()) == 1
+    # With a margin shorter than its life, the same token is kept.
+    kept = await setup_user_database("user-1", store=store, settings=turso.settings, margin=DAY)
+    assert kept == Ok(again)
+    assert token_requests(turso) == minted + 1
+
+
+async def test_refresh_uses_the_client_it_is_given_and_leaves_it_open(
+    turso: LocalTursoServer,
+) -> None:
+    store = InMemoryCredentialStore()
+    created = await set_up(turso, store, days=3)
+    tick(turso)
+    async with turso.client() as api:
+        renewed = (
+            await get_valid_credentials("user-1", store=store, settings=turso.settings, client=api)
+        ).unwrap()
+        assert api.requests_sent == 1
+        assert (await api.get_database(created.name)).unwrap().name == created.name
+    assert renewed.auth_token != created.auth_token
+
+
+def test_error_messages_name_the_user_and_what_to_do() -> None:
+    assert str(NotProvisioned(user_id="u1")) == (
+        "user 'u1' has no database yet; call setup_user_database"
+    )
+    failed = RefreshFailed(user_id="u1", error=StoreUnavailable(message="disk full"))
+    assert str(failed) == (
+        "could not refresh the token of user 'u1': credential store unavailable: disk full"
+    )
+
+
+async def test_the_warning_for_a_kept_token_says_until_when(
+    turso: LocalTursoServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = InMemoryCredentialStore()
+    created = await set_up(turso, store, days=3)
+    assert created.expires_at is not None
+    with caplog.at_level(logging.WARNING, logger="per_user_db"):
+        kept = await get_valid_credentials("user-1", store=store, settings=api_down(turso))
+    assert kept == Ok(created)
+    [record] = [r for r in caplog.records if r.name == "per_user_db"]
+    assert record.levelno == logging.WARNING
+    assert record.getMessage().startswith("could not refresh the token of user 'user-1' (")
+    assert record.getMessage().endswith(
+        f"); using the current one, valid until {created.expires_at.isoformat()}"
+    )
+
+
+async def test_without_a_platform_api_token_nothing_can_be_minted(
+    turso: LocalTursoServer, tmp_path: Path
+) -> None:
+    store = InMemoryCredentialStore()
+    created = await set_up(turso, store, days=3)
+    embedded = Settings(data_dir=tmp_path / "embedded")
+    kept = await get_valid_credentials("user-1", store=store, settings=embedded)
+    assert kept == Ok(created)  # still valid: kept, with a warning
+    assert created.expires_at is not None
+    expired = await get_valid_credentials(
+        "user-1", store=store, settings=embedded, now=created.expires_at
+    )
+    assert isinstance(expired, Err)
+    assert expired.error == RefreshFailed(
+        user_id="user-1", error="no TURSO_PLATFORM_API_TOKEN: tokens cannot be issued"
+    )
+
+
+async def test_settings_come_from_the_environment_when_not_given(
+    turso: LocalTursoServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = InMemoryCredentialStore()
+    created = await set_up(turso, store, days=3)
+    monkeypatch.setenv("TURSO_PLATFORM_API_TOKEN", "a-token-without-an-organization")
+    monkeypatch.delenv("TURSO_ORGANIZATION", raising=False)
+    assert created.expires_at is not None
+    expired = await get_valid_credentials("user-1", store=store, now=created.expires_at)
+    assert isinstance(expired, Err)
+    assert isinstance(expired.error, RefreshFailed)
+    assert "TURSO_ORGANIZATION" in str(expired.error)
+    swept = await refresh_tokens(store)
+    assert isinstance(swept, Err)
+    assert "TURSO_ORGANIZATION" in str(swept.error)
+
+
+async def test_the_sweep_skips_tokens_it_kept_sorts_its_report_and_lists_corrupt_rows(
+    turso: LocalTursoServer,
+) -> None:
+    class WithACorruptRow(InMemoryCredentialStore):
+        async def expiring(
+            self, before: dt.datetime
+        ) -> Result[list[StoredCredentials | StoreCorrupt], StoreError]:
+            rows = (await super().expiring(before)).unwrap()
+            return Ok([StoreCorrupt(user_id="broken", reason="wrong key"), *rows])
+
+    store = WithACorruptRow()
+    for user in ("c", "b", "a"):
+        await set_up(turso, store, user=user, days=3)
+    tick(turso)
+    report = (await refresh_tokens(store, concurrency=1, settings=turso.settings)).unwrap()
+    assert report.refreshed == ("a", "b", "c")
+    assert report.failed == (
+        ("broken", "stored credentials of user 'broken' are unusable: wrong key"),
+    )
+    assert report.skipped == ()
+
+    for user in ("c", "b", "a"):
+        await set_up(turso, store, user=f"soon-{user}", days=3)
+    report = (await refresh_tokens(store, settings=api_down(turso))).unwrap()
+    assert report.refreshed == ()
+    assert report.skipped == ("soon-a", "soon-b", "soon-c")  # still valid: kept
+    assert [user for user, _ in report.failed] == ["broken"]
+
+
+async def test_the_sweep_needs_a_worker_and_reports_a_store_failure(
+    turso: LocalTursoServer,
+) -> None:
+    with pytest.raises(ValueError, match="concurrency must be at least 1"):
+        await refresh_tokens(InMemoryCredentialStore(), concurrency=0, settings=turso.settings)
+
+    class Unlistable(InMemoryCredentialStore):
+        async def expiring(
+            self, before: dt.datetime
+        ) -> Result[list[StoredCredentials | StoreCorrupt], StoreError]:
+            return Err(StoreUnavailable(message="offline"))
+
+    failed = await refresh_tokens(Unlistable(), settings=turso.settings)
+    assert failed == Err(StoreUnavailable(message="offline"))
+    empty = await refresh_tokens(InMemoryCredentialStore(), concurrency=1, settings=turso.settings)
+    assert empty == Ok(RefreshReport(refreshed=(), failed=(), skipped=()))

@@ -46,7 +46,7 @@ from ..core._platform import (
 from ..core._result import Err, Ok, Result
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Callable
+    from collections.abc import AsyncIterator, Awaitable, Callable
     from types import TracebackType
 
 __all__ = ["DEFAULT_API_URL", "PlatformClient", "RetryPolicy"]
@@ -89,7 +89,12 @@ class PlatformClient:
         session: aiohttp.ClientSession | None = None,
         rng: random.Random | None = None,
         clock: Callable[[], dt.datetime] | None = None,
+        monotonic: Callable[[], float] | None = None,
+        sleep: Callable[[float], Awaitable[None]] | None = None,
     ) -> None:
+        """``rng``, ``clock`` (wall time, for ``Retry-After`` dates), ``monotonic`` (the
+        retry deadline) and ``sleep`` (the waits between attempts) default to the real
+        ones; tests pass their own to check the waits without spending them."""
         if not api_token or not organization:
             raise ValueError("api_token and organization are required")
         self._token = api_token
@@ -100,6 +105,8 @@ class PlatformClient:
         self._owns_session = session is None
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not security
         self._clock = clock or (lambda: dt.datetime.now(dt.UTC))
+        self._monotonic = monotonic or time.monotonic
+        self._sleep = sleep or anyio.sleep
         self.requests_sent = 0
 
     def __repr__(self) -> str:
@@ -163,11 +170,11 @@ class PlatformClient:
         body: object | None = None,
     ) -> Result[tuple[int, object], PlatformError]:
         """Send with retries; ``Ok((status, json_body))`` for 2xx, else the typed error."""
-        started = time.monotonic()
+        started = self._monotonic()
         error: PlatformError | None = None
         for attempt in range(1, self._retry.attempts + 1):
             # No attempt may run past the total deadline.
-            remaining = self._retry.deadline - (time.monotonic() - started)
+            remaining = self._retry.deadline - (self._monotonic() - started)
             timeout = min(self._retry.request_timeout, max(remaining, 0.001))
             try:
                 status, payload, retry_after = await self._once(method, path, params, body, timeout)
@@ -204,11 +211,11 @@ class PlatformClient:
             )
             if error.retry_after is not None:
                 delay = max(delay, error.retry_after)
-            remaining = self._retry.deadline - (time.monotonic() - started)
+            remaining = self._retry.deadline - (self._monotonic() - started)
             if delay >= remaining:
                 return Err(error)
             log.debug("%s failed (%s); retry %d in %.2f s", operation, error, attempt, delay)
-            await anyio.sleep(delay)
+            await self._sleep(delay)
         assert error is not None  # the loop returns on its last attempt
         return Err(error)
 
