@@ -631,6 +631,20 @@ async def test_a_cursor_that_repeats_ends_the_listing(fake: ScriptedServer) -> N
     assert [r.query.get("cursor") for r in fake.requests] == [None, "c1"]
 
 
+async def test_cursors_that_come_round_again_end_the_listing(fake: ScriptedServer) -> None:
+    cycle = pages({None: (["a"], "c1"), "c1": (["b"], "c2"), "c2": (["c"], "c1")})
+
+    def at_most_ten(request: Recorded) -> Reply:
+        # A client that loops gets a last page after ten requests, so this test ends.
+        return cycle(request) if len(fake.requests) < 10 else Reply(body={"databases": []})
+
+    fake.on("GET", DBS, at_most_ten, repeat=True)
+    async with client(fake) as api:
+        found = (await api.list_databases()).unwrap()
+    assert [d.name for d in found] == ["a", "b", "c"]
+    assert [r.query.get("cursor") for r in fake.requests] == [None, "c1", "c2"]
+
+
 async def test_names_repeated_across_pages_are_listed_once(fake: ScriptedServer) -> None:
     script = {None: (["a", "b"], "c1"), "c1": (["b", "c"], "c2"), "c2": (["a", "d"], None)}
     fake.on("GET", DBS, pages(script), repeat=True)

@@ -249,6 +249,8 @@ class PlatformClient:
         only those of ``group`` and whose name starts with ``prefix``; an ``Err`` ends it."""
         cursor: str | None = None
         seen: set[str] = set()
+        # A cursor the API sends again would list the same pages forever: stop at it.
+        followed: set[str] = set()
         while True:
             params = {"limit": str(page_size)}
             if group:
@@ -275,8 +277,9 @@ class PlatformClient:
                 seen.add(info.name)
                 if prefix is None or info.name.startswith(prefix):
                     yield Ok(info)
-            if not next_cursor or next_cursor == cursor:
+            if not next_cursor or next_cursor in followed:
                 return
+            followed.add(next_cursor)
             cursor = next_cursor
 
     async def list_databases(
