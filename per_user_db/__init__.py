@@ -23,7 +23,8 @@ Connections
     :class:`Database` is a ``libsql_client.Client`` (``execute``, atomic ``batch``,
     ``transaction``) over Turso's HTTP protocol, a non-blocking local SQLite, or
     libsql-client's WebSocket transport; its failures raise :class:`DatabaseError`, a
-    ``libsql_client.LibsqlError``.
+    ``libsql_client.LibsqlError``. HTTP databases share one pooled session per event
+    loop, closed at the loop's shutdown or by :func:`close_shared_sessions`.
 
 Migrate on connect
     :func:`connect` opens a database and brings it to the head of a
@@ -64,6 +65,7 @@ if TYPE_CHECKING:
     from ._migrate import MigrationReport, apply_migrations, migration_status
     from ._migration_files import load_migrations, migrations_from_texts
     from ._open import open_database
+    from ._transports._pool import close_shared_sessions
     from ._provision import (
         CreateDatabaseError,
         CreateStep,
@@ -200,6 +202,7 @@ __all__ = [
     "UserIdRejected",
     "VerifiedCache",
     "apply_migrations",
+    "close_shared_sessions",
     "connect",
     "create_database",
     "current_database",
@@ -285,6 +288,7 @@ _EXPORTS: dict[str, str] = {
     "UserIdRejected": "._provision",
     "VerifiedCache": "._connect",
     "apply_migrations": "._migrate",
+    "close_shared_sessions": "._transports._pool",
     "connect": "._connect",
     "create_database": "._provision",
     "current_database": "._scope",

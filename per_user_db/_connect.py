@@ -127,6 +127,7 @@ async def connect(
     busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
     allow_insecure: bool = False,
     session: aiohttp.ClientSession | None = None,
+    assert_foreign_keys: bool = False,
     token_provider: TokenProvider | None = None,
 ) -> Result[Database, ConnectError]:
     """Open the database at ``url`` and, with ``migrate``, bring it to the head of
@@ -144,6 +145,7 @@ async def connect(
         busy_timeout=busy_timeout,
         allow_insecure=allow_insecure,
         session=session,
+        assert_foreign_keys=assert_foreign_keys,
         token_provider=token_provider,
     )
     if isinstance(opened, Err) or not migrate:

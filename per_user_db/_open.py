@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import sqlite3
-
-import aiohttp
+from typing import TYPE_CHECKING
 
 from ._database import Database
 from ._transports._http import HttpTransport, TokenProvider
 from ._transports._local import LocalTransport
+from ._transports._pool import shared_session
 from ._transports._sqlite import DEFAULT_BUSY_TIMEOUT
 from ._transports._ws import WsTransport
 from .core._errors import ConnectError, ConnectErrorCode
 from .core._result import Err, Ok, Result
 from .core._urls import TransportKind, parse_database_url
+
+if TYPE_CHECKING:
+    import aiohttp
 
 __all__ = ["DEFAULT_TIMEOUT", "open_database"]
 
@@ -29,6 +32,7 @@ async def open_database(
     allow_insecure: bool = False,
     session: aiohttp.ClientSession | None = None,
     close_streams: bool = True,
+    assert_foreign_keys: bool = False,
     token_provider: TokenProvider | None = None,
 ) -> Result[Database, ConnectError]:
     """Open the database at ``url``; nothing is sent over the network yet.
@@ -39,10 +43,15 @@ async def open_database(
     and ``:memory:`` open SQLite on a worker thread; ``ws://``/``wss://`` use
     libsql-client's WebSocket transport. ``auth_token`` wins over an ``?authToken=`` in
     the URL. ``request_timeout`` bounds every network request, ``busy_timeout`` how long SQLite
-    waits for a lock. Pass ``session`` to share one aiohttp session among databases (it
-    is then not closed with the database). ``close_streams=False`` leaves out the
-    ``close`` request that ends every one-shot HTTP pipeline, for servers without streams
-    that reject it (``tursodb --sync-server``). ``token_provider`` (HTTP only) is
+    waits for a lock.
+
+    HTTP databases share the event loop's pooled session, so databases on one origin
+    reuse kept-alive connections (see :func:`close_shared_sessions`); pass ``session`` to
+    use your own (it is not closed with the database). ``close_streams=False`` leaves out
+    the ``close`` request that ends every one-shot HTTP pipeline, for servers without
+    streams that reject it (``tursodb --sync-server``). ``assert_foreign_keys=True`` starts
+    every HTTP stream with ``PRAGMA foreign_keys = ON``, for a server that does not enable
+    them by default as Turso and the local Turso do. ``token_provider`` (HTTP only) is
     awaited for a fresh token when the server answers 401; the request is then sent once
     more, which is safe because a rejected request never ran.
     """
@@ -86,15 +95,13 @@ async def open_database(
                 )
             )
         case TransportKind.HTTP:
-            own = session is None
-            http_session = session if session is not None else aiohttp.ClientSession()
             transport = HttpTransport(
                 parsed,
                 token,
-                session=http_session,
+                session=session if session is not None else shared_session(),
                 timeout=request_timeout,
-                owns_session=own,
                 close_streams=close_streams,
+                assert_foreign_keys=assert_foreign_keys,
                 token_provider=token_provider,
             )
             return Ok(Database(transport, parsed))

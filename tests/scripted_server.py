@@ -41,6 +41,8 @@ class Recorded:
     query: dict[str, str]
     headers: dict[str, str]
     body: bytes
+    peer: str = ""
+    """The client's address and port: one per TCP connection."""
 
     def json(self) -> object:
         return json.loads(self.body)
@@ -74,6 +76,7 @@ class ScriptedServer:
             query=dict(request.query),
             headers=dict(request.headers),
             body=await request.read(),
+            peer=str(request.transport.get_extra_info("peername") if request.transport else ""),
         )
         self.requests.append(recorded)
         key = (request.method, request.path)

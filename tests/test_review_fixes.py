@@ -241,7 +241,7 @@ async def test_streams_do_not_follow_the_token_to_another_origin() -> None:
                             },
                         }
                     ]
-                    * 3,
+                    * 2,  # BEGIN and the statement
                 }
             )
 

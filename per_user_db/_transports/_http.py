@@ -1,7 +1,7 @@
 """Turso's HTTP pipeline protocol (Hrana over HTTP) on aiohttp.
 
-One pooled ``aiohttp.ClientSession`` per database, a deadline on every request, the
-token only in the ``Authorization`` header. ``/v3/pipeline`` first; a 404 there is
+The event loop's shared session (:mod:`._pool`) or the caller's, a deadline on every
+request, the token only in the ``Authorization`` header. ``/v3/pipeline`` first; a 404 there is
 retried once on ``/v2/pipeline`` (a server that predates Hrana 3) and the answer is
 remembered. Nothing else is retried: a request that may have executed is never sent
 twice. Every aiohttp error becomes a :class:`DatabaseError` here and nowhere else.
@@ -48,8 +48,8 @@ class HttpTransport:
         *,
         session: aiohttp.ClientSession,
         timeout: float,
-        owns_session: bool = True,
         close_streams: bool = True,
+        assert_foreign_keys: bool = False,
         token_provider: TokenProvider | None = None,
     ) -> None:
         self._url = url
@@ -58,13 +58,16 @@ class HttpTransport:
         if auth_token:
             self._headers["Authorization"] = f"Bearer {auth_token}"
         self._session = session
-        self._owns_session = owns_session
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._version = "v3"
         self._token_provider = token_provider
         # The protocol asks for a close at the end of a one-shot pipeline, and Turso frees
         # the stream at once; tursodb --sync-server has no streams and rejects it.
         self._closing = (CloseRequest(),) if close_streams else ()
+        # Turso's server (sqld) opens every connection with foreign keys on, as does the
+        # local Turso, so a fresh stream needs no PRAGMA; a server that does not can be
+        # told on every new stream.
+        self._opening = (FOREIGN_KEYS_ON,) if assert_foreign_keys else ()
         self.requests_sent = 0
 
     def __repr__(self) -> str:
@@ -135,20 +138,29 @@ class HttpTransport:
                 f"{self._url.display} sent a malformed pipeline response: {exc}",
             ) from None
 
+    def opening(self, requests: Sequence[StreamRequest]) -> list[StreamRequest]:
+        """``requests`` as the first pipeline of a new stream sends them."""
+        return [*self._opening, *requests]
+
+    def opened(self, results: tuple[StreamResult, ...]) -> tuple[StreamResult, ...]:
+        """The results of :meth:`opening`'s requests, without what it added."""
+        if not self._opening:
+            return results
+        if isinstance(results[0], StreamError):
+            message = results[0].error.message
+            raise DatabaseError(f"PRAGMA foreign_keys failed: {message}", "SQL_ERROR")
+        return results[1:]
+
     async def pipeline(self, requests: Sequence[StreamRequest]) -> tuple[StreamResult, ...]:
-        full = [FOREIGN_KEYS_ON, *requests, *self._closing]
+        full = [*self.opening(requests), *self._closing]
         response = await self.send_pipeline(self._endpoint, None, full)
-        first = response.results[0]
-        if isinstance(first, StreamError):
-            raise DatabaseError(f"PRAGMA foreign_keys failed: {first.error.message}", "SQL_ERROR")
-        return response.results[1 : 1 + len(requests)]
+        return self.opened(response.results)[: len(requests)]
 
     def stream(self) -> HttpStream:
         return HttpStream(self, self._endpoint)
 
     async def close(self) -> None:
-        if self._owns_session:
-            await self._session.close()
+        """Nothing to free: the session is shared (or the caller's) and outlives us."""
 
 
 class HttpStream:
@@ -166,7 +178,7 @@ class HttpStream:
         async with self._lock:
             if self._closed:
                 raise DatabaseError("the stream is closed", "STREAM_CLOSED")
-            full = list(requests) if self._started else [FOREIGN_KEYS_ON, *requests]
+            full = list(requests) if self._started else self._transport.opening(requests)
             try:
                 response = await self._transport.send_pipeline(self._base, self._baton, full)
             except BaseException:
@@ -179,15 +191,10 @@ class HttpStream:
                 self._follow(response.base_url)
             if response.baton is None:
                 self._closed = True
-            results = response.results
-            if not self._started:
-                self._started = True
-                if isinstance(results[0], StreamError):
-                    raise DatabaseError(
-                        f"PRAGMA foreign_keys failed: {results[0].error.message}", "SQL_ERROR"
-                    )
-                results = results[1:]
-            return results
+            if self._started:
+                return response.results
+            self._started = True
+            return self._transport.opened(response.results)
 
     def _follow(self, base_url: str) -> None:
         # The token goes wherever the stream goes: only within the same origin.

@@ -38,7 +38,7 @@ EXECUTE_OK = {
         },
     },
 }
-PRAGMA_OK = {
+EMPTY_OK = {
     "type": "ok",
     "response": {
         "type": "execute",
@@ -66,10 +66,12 @@ V3 = "/db/alice/v3/pipeline"
 V2 = "/db/alice/v2/pipeline"
 
 
-async def test_one_request_carries_pragma_statement_and_close(
+async def test_one_request_carries_the_statement_and_close(
     remote: Database, fake: ScriptedServer
 ) -> None:
-    fake.on("POST", V3, Reply(body=pipeline_ok([PRAGMA_OK, EXECUTE_OK, CLOSE_OK])))
+    # Turso (sqld) and the local Turso open every connection with foreign keys on, so a
+    # one-shot pipeline carries no PRAGMA by default.
+    fake.on("POST", V3, Reply(body=pipeline_ok([EXECUTE_OK, CLOSE_OK])))
     rs = await remote.execute("SELECT ?", [1])
     assert rs[0][0] == 2**63 - 1
     (call,) = fake.requests
@@ -78,17 +80,34 @@ async def test_one_request_carries_pragma_statement_and_close(
     body = call.json()
     assert isinstance(body, dict)
     assert body["baton"] is None
-    assert [r["type"] for r in body["requests"]] == ["execute", "execute", "close"]
-    assert body["requests"][0]["stmt"]["sql"] == "PRAGMA foreign_keys = ON"
-    assert body["requests"][1]["stmt"]["args"] == [{"type": "integer", "value": "1"}]
+    assert [r["type"] for r in body["requests"]] == ["execute", "close"]
+    assert body["requests"][0]["stmt"]["args"] == [{"type": "integer", "value": "1"}]
     assert TOKEN.encode() not in call.body
+
+
+async def test_assert_foreign_keys_opens_every_stream_with_the_pragma(
+    fake: ScriptedServer,
+) -> None:
+    url = f"{fake.url}/db/alice"
+    db = (await open_database(url, TOKEN, assert_foreign_keys=True)).unwrap()
+    fake.on("POST", V3, Reply(body=pipeline_ok([EMPTY_OK, EXECUTE_OK, CLOSE_OK])))
+    rs = await db.execute("SELECT ?", [1])
+    assert rs[0][0] == 2**63 - 1  # the pragma's result is hidden from the caller
+    body = fake.requests[-1].json()
+    assert isinstance(body, dict)
+    assert body["requests"][0]["stmt"]["sql"] == "PRAGMA foreign_keys = ON"
+    refused = {"type": "error", "error": {"message": "not allowed"}}
+    fake.on("POST", V3, Reply(body=pipeline_ok([refused, EXECUTE_OK, CLOSE_OK])))
+    with pytest.raises(DatabaseError, match="PRAGMA foreign_keys failed: not allowed"):
+        await db.execute("SELECT 1")
+    await db.close()
 
 
 async def test_v3_404_falls_back_to_v2_once_and_remembers(
     remote: Database, fake: ScriptedServer
 ) -> None:
     fake.on("POST", V3, Reply(status=404, body="not found"))
-    fake.on("POST", V2, Reply(body=pipeline_ok([PRAGMA_OK, EXECUTE_OK, CLOSE_OK])), repeat=True)
+    fake.on("POST", V2, Reply(body=pipeline_ok([EXECUTE_OK, CLOSE_OK])), repeat=True)
     await remote.execute("SELECT 1")
     await remote.execute("SELECT 1")
     assert (fake.count("POST", V3), fake.count("POST", V2)) == (1, 2)
@@ -140,8 +159,8 @@ BATCH_WHERE_EXECUTE = {"type": "ok", "response": {"type": "batch", "result": {}}
     [
         ("not json", "malformed pipeline response"),
         (json.dumps({"baton": None, "results": "nope"}), "body.results"),
-        (json.dumps(pipeline_ok([PRAGMA_OK, CLOSE_OK])), "2 results for 3 requests"),
-        (json.dumps(pipeline_ok([PRAGMA_OK, BATCH_WHERE_EXECUTE, CLOSE_OK])), "body.results[1]"),
+        (json.dumps(pipeline_ok([CLOSE_OK])), "1 results for 2 requests"),
+        (json.dumps(pipeline_ok([BATCH_WHERE_EXECUTE, CLOSE_OK])), "body.results[0]"),
     ],
 )
 async def test_malformed_responses_are_protocol_errors(
@@ -159,7 +178,7 @@ async def test_dropped_connections_and_timeouts(remote: Database, fake: Scripted
     with pytest.raises(DatabaseError) as network:
         await remote.execute("SELECT 1")
     assert network.value.code == "NETWORK_ERROR"
-    fake.on("POST", V3, Reply(body=pipeline_ok([PRAGMA_OK, EXECUTE_OK, CLOSE_OK]), delay=2.0))
+    fake.on("POST", V3, Reply(body=pipeline_ok([EXECUTE_OK, CLOSE_OK]), delay=2.0))
     with pytest.raises(DatabaseError) as timeout:
         await remote.execute("SELECT 1")
     assert timeout.value.code == "TIMEOUT"
@@ -173,7 +192,7 @@ async def test_transaction_follows_batons_and_base_url(
         body = request.json()
         assert isinstance(body, dict)
         kinds = [r["type"] for r in body["requests"]]
-        results = [CLOSE_OK if k == "close" else PRAGMA_OK for k in kinds]
+        results = [CLOSE_OK if k == "close" else EMPTY_OK for k in kinds]
         baton = None if "close" in kinds else f"b{len(fake.requests)}"
         base_url = f"{fake.url}/replica/"
         return Reply(body={"baton": baton, "base_url": base_url, "results": results})
