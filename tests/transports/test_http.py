@@ -225,6 +225,26 @@ async def test_one_post_per_execute_and_per_batch_on_a_real_server(server: Local
         assert server.state.open_streams == 0  # one-shot pipelines closed their streams
 
 
+async def test_foreign_keys_hold_without_the_pragma(server: LocalServer) -> None:
+    # The server enables them on every connection, as sqld does; nothing is sent for it.
+    url = await server.database("keys")
+    async with (await open_database(url)).unwrap() as db:
+        await db.batch(
+            [
+                "CREATE TABLE parent (id INTEGER PRIMARY KEY)",
+                "CREATE TABLE child (p INTEGER REFERENCES parent(id) ON DELETE CASCADE)",
+                "INSERT INTO parent VALUES (1)",
+                "INSERT INTO child VALUES (1)",
+            ]
+        )
+        with pytest.raises(DatabaseError) as info:
+            await db.execute("INSERT INTO child VALUES (2)")
+        assert info.value.code is not None
+        assert info.value.code.startswith("SQLITE_CONSTRAINT")
+        await db.execute("DELETE FROM parent WHERE id = 1")
+        assert (await db.execute("SELECT count(*) FROM child"))[0][0] == 0
+
+
 async def test_url_with_and_without_trailing_slash(server: LocalServer) -> None:
     url = await server.database("slash")
     for variant in (url, url + "/"):
