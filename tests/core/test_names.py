@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import re
 
 import pytest
@@ -48,10 +49,23 @@ def test_secret_uses_hmac_and_hides_the_plain_hash() -> None:
     assert database_name("Alice@example.com", app_env="production", secret=b"k1") == keyed
 
 
+def test_a_keyed_name_is_hmac_sha256_of_the_normalized_id() -> None:
+    # A fixed vector: an HMAC swapped for sha256(secret + id), or keyed over the wrong
+    # bytes, gives another name and would lose every keyed user's database.
+    expected = hmac.new(b"k1", b"alice-smith@example.com", hashlib.sha256).hexdigest()[:16]
+    assert expected == "9ce2782b758e5a52"
+    name = database_name("Alice_Smith@example.com", app_env="production", secret=b"k1")
+    assert name == "next-lift-production-user-9ce2782b758e5a52"
+    assert database_name("alice@example.com", app_env="production", secret=b"k1") == (
+        "next-lift-production-user-e97a3c597641b2b9"
+    )
+
+
 @pytest.mark.parametrize("user_id", ["", "   ", "\t\n"])
 def test_blank_user_id_is_rejected(user_id: str) -> None:
-    with pytest.raises(InvalidUserId, match="user_id must be a non-blank str"):
+    with pytest.raises(InvalidUserId) as info:
         database_name(user_id, app_env=ENV)
+    assert str(info.value) == f"user_id must be a non-blank str, got {user_id!r}"
 
 
 @pytest.mark.parametrize("user_id", [None, 42, b"user-1"])
@@ -74,17 +88,52 @@ def test_bad_prefix_names_the_argument_and_rule(prefix: str) -> None:
 
 @pytest.mark.parametrize("secret", [b"", "text-secret"])
 def test_bad_secret(secret: object) -> None:
-    with pytest.raises(InvalidNameSecret, match="secret must be non-empty bytes"):
+    with pytest.raises(InvalidNameSecret) as info:
         database_name("u", app_env=ENV, secret=secret)  # type: ignore[arg-type]
+    assert str(info.value) == "secret must be non-empty bytes"
 
 
 def test_too_long_names_say_how_much_room_there_is() -> None:
     # 64 = len(prefix) + len(app_env) + len("--user-") + 16, so 41 characters fit.
     fits = database_name("u", app_env="e" * 31, prefix="p" * 10)
     assert len(fits) == MAX_NAME_LENGTH
-    with pytest.raises(NameTooLong, match="at most 41 characters") as info:
+    with pytest.raises(NameTooLong) as info:
         database_name("u", app_env="e" * 32, prefix="p" * 10)
     assert isinstance(info.value, ValueError)
+    name = f"{'p' * 10}-{'e' * 32}-user-{fits[-16:]}"
+    assert str(info.value) == (
+        f"database name {name!r} is 65 characters, over Turso's 64: prefix and app_env "
+        "together may have at most 41 characters"
+    )
+
+
+def test_prefix_rule_is_stated_with_the_rejected_value() -> None:
+    with pytest.raises(InvalidPrefix) as info:
+        database_name("u", app_env=ENV, prefix="-next")
+    assert str(info.value) == (
+        "prefix must be lowercase letters, digits and single '-' between them "
+        "(no leading or trailing '-'), got '-next'"
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "valid"),
+    [
+        ("a" * 64, True),
+        ("a" * 65, False),
+        ("a" + "-b" * 31 + "c", True),  # 64 characters with inner dashes
+        ("a", True),
+        ("", False),
+        ("-abc", False),
+        ("abc-", False),
+        ("-", False),
+        ("ab-c", True),
+        ("Abc", False),
+        ("a_b", False),
+    ],
+)
+def test_is_valid_database_name_boundaries(name: str, valid: bool) -> None:
+    assert is_valid_database_name(name) is valid
 
 
 segments = st.from_regex(r"[a-z0-9]{1,8}(-[a-z0-9]{1,8}){0,2}", fullmatch=True)

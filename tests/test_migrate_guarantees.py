@@ -1,0 +1,474 @@
+"""What ``apply_migrations`` promises, pinned one behaviour at a time (issue #15).
+
+Against a real SQLite file and the local HTTP server (``target`` from ``test_migrate``).
+:class:`Wire` stands between ``apply_migrations`` and the database's real transport: it
+records every pipeline sent and lets a test act at a chosen round trip, by taking a lock
+or changing the version table from a second SQLite connection (SQLite itself then answers
+busy, or the guard fails), or by answering in the database's place for the answers a real
+database will not give on demand (``SQLITE_LOCKED``, a bare "database is locked").
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from pathlib import Path
+
+import pytest
+
+from per_user_db import (
+    Database,
+    DatabaseAhead,
+    DatabaseError,
+    Err,
+    MigrationContention,
+    MigrationSet,
+    MigrationUnavailable,
+    Ok,
+    VerifiedCache,
+    apply_migrations,
+    connect,
+    migration_status,
+    open_database,
+)
+from per_user_db._bundled import bundled_migrations
+from per_user_db.core._hrana import (
+    BatchRequest,
+    BatchResponse,
+    BatchResult,
+    HranaError,
+    StreamError,
+    StreamOk,
+    StreamRequest,
+    StreamResult,
+)
+
+from .migration_sets import ADD_COLUMN, INIT, WHENS, make_set
+from .test_migrate import Target, target  # noqa: F401  (the fixture, reused)
+
+THIRD = ["CREATE TABLE `extra` (`x` integer);"]
+Answer = Callable[[Sequence[StreamRequest]], tuple[StreamResult, ...]]
+
+
+class Wire:
+    """Wraps ``db.pipeline``: ``before[n]`` runs before round trip ``n`` (0-based) goes
+    out, ``after[n]`` once it came back, ``answer[n]`` replaces it; ``every_batch`` runs
+    before each apply batch; ``rewrite`` changes each request on its way out."""
+
+    def __init__(self, db: Database) -> None:
+        self.sent: list[tuple[StreamRequest, ...]] = []
+        self.before: dict[int, Callable[[], None]] = {}
+        self.after: dict[int, Callable[[], None]] = {}
+        self.answer: dict[int, Answer | DatabaseError] = {}
+        self.rewrite: Callable[[StreamRequest], StreamRequest] | None = None
+        self.every_batch: Callable[[], None] | None = None
+        real: Callable[[Sequence[StreamRequest]], Awaitable[tuple[StreamResult, ...]]]
+        real = db.pipeline
+
+        async def pipeline(requests: Sequence[StreamRequest]) -> tuple[StreamResult, ...]:
+            n = len(self.sent)
+            self.sent.append(tuple(requests))
+            if self.every_batch is not None and any(isinstance(r, BatchRequest) for r in requests):
+                self.every_batch()
+            if n in self.before:
+                self.before[n]()
+            try:
+                scripted = self.answer.get(n)
+                if isinstance(scripted, DatabaseError):
+                    raise scripted
+                if scripted is not None:
+                    return scripted(requests)
+                if self.rewrite is not None:
+                    requests = [self.rewrite(r) for r in requests]
+                return await real(requests)
+            finally:
+                if n in self.after:
+                    self.after[n]()
+
+        db.pipeline = pipeline  # type: ignore[method-assign]
+
+    def batches(self) -> list[BatchRequest]:
+        return [r for sent in self.sent for r in sent if isinstance(r, BatchRequest)]
+
+
+def error_answer(code: str | None, message: str) -> Answer:
+    """Every request of the round trip fails with this error."""
+
+    def answer(requests: Sequence[StreamRequest]) -> tuple[StreamResult, ...]:
+        return tuple(StreamError(error=HranaError(message=message, code=code)) for _ in requests)
+
+    return answer
+
+
+def step_error_answer(step: int, code: str | None, message: str) -> Answer:
+    """The batch fails at ``step`` (later steps skipped, ROLLBACK run), as a server says it."""
+
+    def answer(requests: Sequence[StreamRequest]) -> tuple[StreamResult, ...]:
+        (batch,) = requests
+        assert isinstance(batch, BatchRequest)
+        count = len(batch.batch.steps)
+        errors = tuple(
+            HranaError(message=message, code=code) if i == step else None for i in range(count)
+        )
+        results = tuple(None for _ in range(count))
+        return (
+            StreamOk(
+                response=BatchResponse(result=BatchResult(step_results=results, step_errors=errors))
+            ),
+        )
+
+    return answer
+
+
+class SecondConnection:
+    """Another process's connection to the same file."""
+
+    def __init__(self, path: Path) -> None:
+        self.conn = sqlite3.connect(path, isolation_level=None, timeout=0)
+
+    def run(self, *statements: str) -> Callable[[], None]:
+        def act() -> None:
+            for sql in statements:
+                self.conn.execute(sql)
+
+        return act
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+@pytest.fixture
+async def file_db(tmp_path: Path) -> AsyncIterator[tuple[Database, SecondConnection]]:
+    path = tmp_path / "user.db"
+    db = (await open_database(f"file:{path}", busy_timeout=0.05)).unwrap()
+    other = SecondConnection(path)
+    try:
+        yield db, other
+    finally:
+        other.close()
+        await db.close()
+
+
+def version_rows(path: Path) -> list[tuple[object, ...]]:
+    conn = sqlite3.connect(path)
+    try:
+        return conn.execute(
+            'SELECT hash, created_at FROM "__drizzle_migrations" ORDER BY created_at, hash'
+        ).fetchall()
+    finally:
+        conn.close()
+
+
+def first_two(tmp_path: Path) -> tuple[MigrationSet, MigrationSet]:
+    return (
+        make_set(tmp_path / "two", [INIT, ADD_COLUMN]),
+        make_set(tmp_path / "three", [INIT, ADD_COLUMN, THIRD]),
+    )
+
+
+# --- the report -----------------------------------------------------------------------------
+
+
+async def test_the_report_says_what_was_applied_and_what_it_cost(
+    target: Target,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    two, three = first_two(tmp_path)
+    async with (await open_database(target.url)).unwrap() as db:
+        report = (await apply_migrations(db, two)).unwrap()
+        assert report.database == db.url
+        assert report.applied == ("0000_step0", "0001_step1")
+        assert report.already_applied == ()
+        assert not report.up_to_date
+        assert (report.attempts, report.round_trips) == (1, 2)
+        assert report.ahead == ()
+        assert report.duration_ms >= 0.0
+
+        again = (await apply_migrations(db, two)).unwrap()
+        assert again.applied == ()
+        assert again.already_applied == ("0000_step0", "0001_step1")
+        assert again.up_to_date
+        assert (again.attempts, again.round_trips) == (1, 1)
+
+        more = (await apply_migrations(db, three)).unwrap()
+        assert (more.applied, more.already_applied) == (("0002_step2",), report.applied)
+        assert not more.up_to_date
+        assert db.round_trips == 5
+    assert version_rows(target.path) == [(m.hash, m.when) for m in three]
+
+
+async def test_the_batch_sent_opens_with_begin_immediate(
+    target: Target,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    two, _ = first_two(tmp_path)
+    async with (await open_database(target.url)).unwrap() as db:
+        wire = Wire(db)
+        (await apply_migrations(db, two)).unwrap()
+    (batch,) = wire.batches()
+    assert batch.batch.steps[0].stmt.sql == "BEGIN IMMEDIATE"
+    assert [step.stmt.sql for step in batch.batch.steps[-2:]] == ["COMMIT", "ROLLBACK"]
+
+
+async def test_duration_is_the_time_the_call_took(
+    file_db: tuple[Database, SecondConnection], tmp_path: Path
+) -> None:
+    db, _ = file_db
+    two, three = first_two(tmp_path)
+    (await apply_migrations(db, three)).unwrap()
+    for migrations, options in ((three, {}), (two, {"allow_ahead": True})):
+        wire = Wire(db)
+        # A slow database: the round trip first waits 20 ms (a lower bound, not a timing).
+        wire.before[0] = lambda: time.sleep(0.02)
+        started = time.perf_counter()
+        report = (await apply_migrations(db, migrations, **options)).unwrap()
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        assert 20.0 <= report.duration_ms <= elapsed_ms
+    fresh = make_set_fresh(tmp_path)
+    wire = Wire(db)
+    wire.before[1] = lambda: time.sleep(0.02)
+    started = time.perf_counter()
+    report = (await apply_migrations(db, fresh)).unwrap()
+    elapsed_ms = (time.perf_counter() - started) * 1000
+    assert report.applied == ("0003_step3",)
+    assert 20.0 <= report.duration_ms <= elapsed_ms
+
+
+async def test_defaults_are_the_bundled_migrations(
+    file_db: tuple[Database, SecondConnection],
+) -> None:
+    db, _ = file_db
+    bundled = bundled_migrations()
+    status = (await migration_status(db)).unwrap()
+    assert status.pending == bundled.migrations
+    report = (await apply_migrations(db)).unwrap()
+    assert report.applied == tuple(m.tag for m in bundled)
+
+
+async def test_a_database_ahead_is_reported_not_cached_and_logged(
+    target: Target,  # noqa: F811
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    two, three = first_two(tmp_path)
+    async with (await open_database(target.url)).unwrap() as db:
+        (await apply_migrations(db, three)).unwrap()
+        refused = await apply_migrations(db, two)
+        assert isinstance(refused, Err)
+        assert isinstance(refused.error, DatabaseAhead)
+        with caplog.at_level(logging.WARNING, logger="per_user_db"):
+            report = (await apply_migrations(db, two, allow_ahead=True)).unwrap()
+    head = three.migrations[-1]
+    assert report.ahead == refused.error.unknown
+    assert [(r.hash, r.created_at) for r in report.ahead] == [(head.hash, head.when)]
+    assert (report.applied, report.already_applied) == ((), ())
+    assert report.up_to_date
+    assert (report.attempts, report.round_trips) == (1, 1)
+    assert [r.levelno for r in caplog.records] == [logging.WARNING]
+    assert caplog.records[0].getMessage() == str(refused.error)
+    # A database ahead of this code is never remembered as verified: each connect checks.
+    cache = VerifiedCache(ttl=60.0)
+    for _ in range(2):
+        result = await connect(target.url, migrations=two, allow_ahead=True, cache=cache)
+        assert isinstance(result, Ok)
+        async with result.value as db:
+            assert db.round_trips == 1
+
+
+# --- contention: the version guard ----------------------------------------------------------
+
+
+async def test_a_row_added_below_the_newest_makes_the_batch_plan_again(
+    file_db: tuple[Database, SecondConnection], tmp_path: Path
+) -> None:
+    # Only the count changes (drizzle's Expo migrator re-recording migration 0 with an
+    # empty hash): the guard's count half must notice, and the re-plan then succeeds.
+    db, other = file_db
+    two, three = first_two(tmp_path)
+    (await apply_migrations(db, two)).unwrap()
+    wire = Wire(db)
+    first = two.migrations[0]
+    wire.before[1] = other.run(
+        f"INSERT INTO __drizzle_migrations (hash, created_at) VALUES ('', {first.when})"
+    )
+    report = (await apply_migrations(db, three)).unwrap()
+    assert (report.applied, report.attempts, report.round_trips) == (("0002_step2",), 2, 4)
+    assert len(wire.batches()) == 2
+    path = tmp_path / "user.db"
+    assert version_rows(path) == sorted(
+        [("", first.when)] + [(m.hash, m.when) for m in three], key=lambda r: (r[1], r[0])
+    )
+
+
+async def test_another_migrator_that_got_there_first_is_seen_by_the_guard(
+    file_db: tuple[Database, SecondConnection], tmp_path: Path
+) -> None:
+    # The newest row changes but not the count: only the guard's max half can notice.
+    db, other = file_db
+    two, three = first_two(tmp_path)
+    (await apply_migrations(db, two)).unwrap()
+    first, head = two.migrations[0], three.migrations[-1]
+    other.run(f"INSERT INTO __drizzle_migrations (hash, created_at) VALUES ('', {first.when})")()
+    wire = Wire(db)
+    wire.before[1] = other.run(
+        "BEGIN IMMEDIATE",
+        f"DELETE FROM __drizzle_migrations WHERE hash = '' AND created_at = {first.when}",
+        THIRD[0],
+        f"INSERT INTO __drizzle_migrations (hash, created_at) VALUES ('{head.hash}', {head.when})",
+        "COMMIT",
+    )
+    report = (await apply_migrations(db, three)).unwrap()
+    assert (report.applied, report.attempts, report.round_trips) == ((), 2, 3)
+    assert report.already_applied == tuple(m.tag for m in three)
+    assert version_rows(tmp_path / "user.db") == [(m.hash, m.when) for m in three]
+
+
+async def test_contention_gives_up_after_exactly_max_attempts(
+    file_db: tuple[Database, SecondConnection], tmp_path: Path
+) -> None:
+    db, other = file_db
+    two, three = first_two(tmp_path)
+    (await apply_migrations(db, two)).unwrap()
+    wire = Wire(db)
+    wire.every_batch = other.run(
+        f"INSERT INTO __drizzle_migrations (hash, created_at) VALUES ('', {WHENS[0]})"
+    )
+    result = await apply_migrations(db, three, max_attempts=3)
+    assert result == Err(MigrationContention(database=db.url, attempts=3))
+    assert len(wire.batches()) == 3
+    assert len(wire.sent) == 6
+    default = await apply_migrations(db, three)
+    assert default == Err(MigrationContention(database=db.url, attempts=12))
+    assert len(wire.batches()) == 3 + 12
+
+
+# --- contention: busy and locked ------------------------------------------------------------
+
+
+async def test_a_locked_database_on_the_version_read_is_retried(
+    file_db: tuple[Database, SecondConnection], tmp_path: Path
+) -> None:
+    db, other = file_db
+    two, _ = first_two(tmp_path)
+    wire = Wire(db)
+    # Another writer is committing (EXCLUSIVE): SQLite answers the read SQLITE_BUSY.
+    wire.before[0] = other.run("BEGIN EXCLUSIVE")
+    wire.after[0] = other.run("ROLLBACK")
+    report = (await apply_migrations(db, two)).unwrap()
+    assert (report.applied, report.attempts, report.round_trips) == (
+        ("0000_step0", "0001_step1"),
+        2,
+        3,
+    )
+
+
+async def test_a_busy_batch_is_retried(
+    file_db: tuple[Database, SecondConnection], tmp_path: Path
+) -> None:
+    db, other = file_db
+    two, _ = first_two(tmp_path)
+    wire = Wire(db)
+    wire.before[1] = other.run("BEGIN IMMEDIATE")  # holds the write lock during the batch
+    wire.after[1] = other.run("ROLLBACK")
+    report = (await apply_migrations(db, two)).unwrap()
+    assert (report.attempts, report.round_trips) == (2, 4)
+    assert version_rows(tmp_path / "user.db") == [(m.hash, m.when) for m in two]
+
+
+BUSY_ANSWERS = [
+    ("SQLITE_BUSY", "database is busy"),
+    ("SQLITE_LOCKED", "database table is locked"),
+    ("SQLITE_LOCKED_SHAREDCACHE", "locked"),
+    (None, "database is locked"),
+]
+
+
+@pytest.mark.parametrize(("code", "message"), BUSY_ANSWERS)
+async def test_busy_or_locked_answers_to_the_version_read_are_retried(
+    file_db: tuple[Database, SecondConnection], tmp_path: Path, code: str | None, message: str
+) -> None:
+    db, _ = file_db
+    two, _ = first_two(tmp_path)
+    wire = Wire(db)
+    wire.answer[0] = error_answer(code, message)
+    report = (await apply_migrations(db, two)).unwrap()
+    assert (report.attempts, report.round_trips) == (2, 3)
+
+
+@pytest.mark.parametrize(("code", "message"), BUSY_ANSWERS)
+@pytest.mark.parametrize("step", [0, 3])
+async def test_busy_or_locked_inside_the_batch_is_retried(
+    file_db: tuple[Database, SecondConnection],
+    tmp_path: Path,
+    code: str | None,
+    message: str,
+    step: int,
+) -> None:
+    db, _ = file_db
+    two, _ = first_two(tmp_path)
+    wire = Wire(db)
+    wire.answer[1] = step_error_answer(step, code, message)
+    report = (await apply_migrations(db, two)).unwrap()
+    assert (report.attempts, report.round_trips) == (2, 4)
+    assert version_rows(tmp_path / "user.db") == [(m.hash, m.when) for m in two]
+
+
+@pytest.mark.parametrize("round_trip", [0, 1])
+async def test_a_busy_transport_error_is_retried_and_another_is_returned(
+    file_db: tuple[Database, SecondConnection], tmp_path: Path, round_trip: int
+) -> None:
+    db, _ = file_db
+    two, _ = first_two(tmp_path)
+    wire = Wire(db)
+    wire.answer[round_trip] = DatabaseError("database is locked", "SQLITE_BUSY")
+    report = (await apply_migrations(db, two)).unwrap()
+    assert report.attempts == 2
+    assert report.round_trips == 3 + round_trip
+
+    fresh = make_set_fresh(tmp_path)
+    wire = Wire(db)
+    wire.answer[round_trip] = DatabaseError("server error", "SERVER_ERROR", status=503)
+    failed = await apply_migrations(db, fresh)
+    assert failed == Err(
+        MigrationUnavailable(
+            database=db.url, code="SERVER_ERROR", message="server error", status=503
+        )
+    )
+    assert len(wire.sent) == round_trip + 1
+
+
+def make_set_fresh(tmp_path: Path) -> MigrationSet:
+    return make_set(tmp_path / "four", [INIT, ADD_COLUMN, THIRD, ["CREATE TABLE `more` (y);"]])
+
+
+async def test_busy_every_time_backs_off_between_attempts_but_not_after_the_last(
+    file_db: tuple[Database, SecondConnection],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    db, _ = file_db
+    two, _ = first_two(tmp_path)
+    wire = Wire(db)
+    for n in range(7):
+        wire.answer[n] = error_answer("SQLITE_BUSY", "database is locked")
+    bounds: list[tuple[float, float]] = []
+    waits: list[float] = []
+
+    def uniform(low: float, high: float) -> float:
+        bounds.append((low, high))
+        return high / 2
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+
+    # _migrate has no clock seam: replace the jitter and the wait where it looks them up.
+    monkeypatch.setattr("per_user_db._migrate.random.uniform", uniform)
+    monkeypatch.setattr("per_user_db._migrate.anyio.sleep", sleep)
+    result = await apply_migrations(db, two, max_attempts=7)
+    assert result == Err(MigrationContention(database=db.url, attempts=7))
+    # Full jitter under an exponential cap: 10 ms doubling, at most 0.5 s; none after #7.
+    assert bounds == [(0, 0.02), (0, 0.04), (0, 0.08), (0, 0.16), (0, 0.32), (0, 0.5)]
+    assert waits == [0.01, 0.02, 0.04, 0.08, 0.16, 0.25]
+    assert len(wire.sent) == 7
