@@ -38,14 +38,16 @@ from per_user_db.core._hrana import (
     BatchRequest,
     BatchResponse,
     BatchResult,
+    ExecuteRequest,
     HranaError,
+    Stmt,
     StreamError,
     StreamOk,
     StreamRequest,
     StreamResult,
 )
 
-from .migration_sets import ADD_COLUMN, INIT, WHENS, make_set
+from .migration_sets import ADD_COLUMN, INIT, REBUILD, WHENS, make_set
 from .test_migrate import Target, target  # noqa: F401  (the fixture, reused)
 
 THIRD = ["CREATE TABLE `extra` (`x` integer);"]
@@ -472,3 +474,48 @@ async def test_busy_every_time_backs_off_between_attempts_but_not_after_the_last
     assert bounds == [(0, 0.02), (0, 0.04), (0, 0.08), (0, 0.16), (0, 0.32), (0, 0.5)]
     assert waits == [0.01, 0.02, 0.04, 0.08, 0.16, 0.25]
     assert len(wire.sent) == 7
+
+
+# --- table rebuilds: foreign keys off, or nothing ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("instead", "code"),
+    [
+        ("SELECT * FROM no_such_table", "SQLITE_ERROR"),  # the pragma request fails
+        ("SELECT 1", "FOREIGN_KEYS_ON"),  # it "succeeds" but foreign keys stay on
+    ],
+)
+async def test_a_rebuild_never_runs_with_foreign_keys_on(
+    target: Target,  # noqa: F811
+    tmp_path: Path,
+    instead: str,
+    code: str,
+) -> None:
+    # With foreign keys on, the rebuild's DROP TABLE `parent` cascade-deletes every child.
+    two, _ = first_two(tmp_path)
+    rebuild = make_set(tmp_path / "rebuild", [INIT, ADD_COLUMN, REBUILD])
+    async with (await open_database(target.url)).unwrap() as db:
+        (await apply_migrations(db, two)).unwrap()
+        await db.batch(
+            [
+                "INSERT INTO parent (id, name) VALUES (1, 'p1'), (2, 'p2')",
+                "INSERT INTO child (parent_id, v) VALUES (1, 'a'), (2, 'b'), (2, 'c')",
+            ]
+        )
+        wire = Wire(db)
+
+        def sabotage(request: StreamRequest) -> StreamRequest:
+            if isinstance(request, ExecuteRequest) and request.stmt.sql == (
+                "PRAGMA foreign_keys = OFF"
+            ):
+                return ExecuteRequest(stmt=Stmt(sql=instead, want_rows=False))
+            return request
+
+        wire.rewrite = sabotage
+        result = await apply_migrations(db, rebuild)
+        assert isinstance(result, Err)
+        assert isinstance(result.error, MigrationUnavailable)
+        assert result.error.code == code
+        assert (await db.execute("SELECT count(*) FROM child"))[0][0] == 3
+    assert version_rows(target.path) == [(m.hash, m.when) for m in two]

@@ -10,6 +10,8 @@ more, a single batch that is all-or-nothing::
       CREATE TABLE IF NOT EXISTS "__drizzle_migrations" (...)
       version guard                      compare-and-set: fails if the version rows are
                                          not what the plan was made from
+      [foreign keys off guard]           for table rebuilds: fails unless the pragma
+                                         before the batch really switched them off
       every pending statement, and each migration's version row
       [foreign key check, and a guard that fails if it found rows]
       COMMIT
@@ -63,6 +65,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "FK_GUARD_MARKER",
+    "FK_OFF_MARKER",
     "VERSION_GUARD_MARKER",
     "Applied",
     "ApplyProgram",
@@ -77,6 +80,7 @@ __all__ = [
 
 VERSION_GUARD_MARKER = "per-user-db: version table changed"
 FK_GUARD_MARKER = "per-user-db: foreign key violations"
+FK_OFF_MARKER = "per-user-db: foreign keys are on"
 _MAX_VIOLATIONS = 100
 
 
@@ -140,6 +144,7 @@ class Role(Enum):
     BEGIN = "begin"
     CREATE_TABLE = "create table"
     VERSION_GUARD = "version guard"
+    FK_OFF_GUARD = "foreign keys off guard"
     STATEMENT = "statement"
     VERSION_ROW = "version row"
     FK_LIST = "foreign key check"
@@ -176,6 +181,12 @@ def apply_program(plan: Plan) -> ApplyProgram:
         _stmt(create_version_table(plan.version_table)),
         _version_guard(plan),
     ]
+    if plan.disables_foreign_keys:
+        # The pragma travels outside the batch, as its own request: should it fail, the
+        # batch still runs, and a rebuild's DROP TABLE with foreign keys on would
+        # cascade-delete every child row. Refuse to start instead.
+        steps.append(Step(role=Role.FK_OFF_GUARD))
+        stmts.append(_guard("(SELECT foreign_keys FROM pragma_foreign_keys) = 0", FK_OFF_MARKER))
     planned = iter(plan.statements)
     for migration in plan.pending:
         for number, _ in enumerate(migration.statements, start=1):
@@ -272,6 +283,13 @@ def interpret_apply(
             continue
         if step.role is Role.VERSION_GUARD and VERSION_GUARD_MARKER in step_error.message:
             return Retry(reason=RetryReason.VERSION_TABLE_CHANGED)
+        if step.role is Role.FK_OFF_GUARD and FK_OFF_MARKER in step_error.message:
+            return MigrationUnavailable(
+                database=database,
+                code="FOREIGN_KEYS_ON",
+                message="foreign keys could not be switched off for a table rebuild; "
+                "nothing was applied",
+            )
         if step.role is Role.FK_GUARD and FK_GUARD_MARKER in step_error.message:
             listed = batch.step_results[step_index(program, Role.FK_LIST)]
             return _violations(program, listed, database)

@@ -30,6 +30,7 @@ from per_user_db import (
 )
 from per_user_db.core._apply import (
     FK_GUARD_MARKER,
+    FK_OFF_MARKER,
     VERSION_GUARD_MARKER,
     Applied,
     ApplyProgram,
@@ -200,6 +201,12 @@ def test_a_rebuild_switches_foreign_keys_off_outside_the_batch_and_checks_them()
     assert on.stmt.sql == "PRAGMA foreign_keys = ON"
     assert isinstance(batch, BatchRequest)
     sqls = [step.stmt.sql for step in batch.batch.steps]
+    # Should the pragma fail or be ignored, the batch stops before the rebuild starts.
+    assert sqls[3] == (
+        "SELECT json_extract('{}', CASE WHEN (SELECT foreign_keys FROM pragma_foreign_keys) "
+        f"= 0 THEN '$' ELSE '{FK_OFF_MARKER}' END)"
+    )
+    assert sqls[4:-4] == list(planned(migrations).statements)
     assert sqls[-4] == (
         'SELECT "table", rowid, parent, fkid FROM pragma_foreign_key_check LIMIT 100'
     )
@@ -389,6 +396,22 @@ def test_an_error_on_the_foreign_keys_pragma_is_not_ignored(index: int) -> None:
         database=DB, code="SQLITE_AUTH", message="not authorized"
     )
     assert isinstance(interpret_apply(REBUILDING, batch_answer(REBUILDING), database=DB), Applied)
+
+
+def test_foreign_keys_still_on_inside_the_batch_is_not_a_rebuild_to_run() -> None:
+    still_on = HranaError(message=f"bad JSON path: '{FK_OFF_MARKER}'", code="SQLITE_ERROR")
+    assert interpret_apply(
+        REBUILDING, batch_answer(REBUILDING, fail={3: still_on}), database=DB
+    ) == MigrationUnavailable(
+        database=DB,
+        code="FOREIGN_KEYS_ON",
+        message="foreign keys could not be switched off for a table rebuild; nothing was applied",
+    )
+    # The marker counts only on its own step.
+    assert isinstance(
+        interpret_apply(REBUILDING, batch_answer(REBUILDING, fail={5: still_on}), database=DB),
+        StatementFailed,
+    )
 
 
 def test_a_failing_statement_names_migration_statement_and_sql() -> None:
