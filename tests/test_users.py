@@ -2,21 +2,28 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import concurrent.futures
 import dataclasses
 import datetime as dt
 import logging
 import sqlite3
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import anyio
+import anyio.abc
 import anyio.lowlevel
+import anyio.to_thread
 import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from per_user_db import (
+    ConnectError,
     ConnectErrorCode,
+    CreateStep,
     Credentials,
     DatabaseCredentialStore,
     Err,
@@ -24,6 +31,7 @@ from per_user_db import (
     NoDatabaseScope,
     NotProvisioned,
     Ok,
+    ProvisionFailed,
     RefreshFailed,
     RefreshReport,
     Result,
@@ -44,7 +52,7 @@ from per_user_db import (
 from per_user_db._provision import issue_token
 from per_user_db._seams import apply_migrations_doubles, create_database_doubles
 from per_user_db.core._migration_errors import MigrationUnavailable
-from per_user_db.core._platform import RateLimited, ServerError
+from per_user_db.core._platform import InvalidResponse, RateLimited, ServerError
 
 from .conftest import LocalTursoServer
 
@@ -52,6 +60,7 @@ if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
     from per_user_db import StoreError
+    from per_user_db.turso import PlatformClient
 
 KEY = bytes(range(32))
 DAY = dt.timedelta(days=1)
@@ -365,6 +374,8 @@ async def test_refresh_sweep_reports_and_bounds_concurrency(turso: LocalTursoSer
     report = (await refresh_tokens(store, within=7 * DAY, settings=down, now=late)).unwrap()
     assert report.refreshed == ()
     assert {user for user, _ in report.failed} == {*(f"soon-{n}" for n in range(6)), "later"}
+    for user, reason in report.failed:
+        assert reason.startswith(f"could not refresh the token of user {user!r}: ")
 
 
 # --- the scope -----------------------------------------------------------------------------
@@ -569,6 +580,7 @@ async def test_a_forced_refresh_mints_even_when_the_stored_token_is_fresh(
             )
         ).unwrap()
         tokens.add(forced.auth_token)
+        assert (forced.name, forced.url) == (created.name, created.url)
         assert await stored_token(store) == forced.auth_token
     assert created.auth_token not in tokens
     assert len(tokens) == 2
@@ -682,46 +694,108 @@ def _setter(event: anyio.Event) -> Callable[[], Awaitable[None]]:
     return set_it
 
 
-async def test_when_the_first_caller_is_cancelled_a_waiter_takes_over(
+class Flight:
+    """A refresh whose first caller is stuck in its re-read of the store, and ``waiters``
+    more callers waiting for that flight; each caller runs in its own cancel scope."""
+
+    def __init__(self, turso: LocalTursoServer, store: Gated, waiters: int) -> None:
+        self.turso, self.store = turso, store
+        self.scopes = [anyio.CancelScope() for _ in range(1 + waiters)]
+        self.results: list[object] = [None] * (1 + waiters)
+        self.first_stuck = anyio.Event()
+        self.all_waiting = anyio.Event()
+
+        async def stuck() -> None:
+            self.first_stuck.set()
+            await anyio.sleep_forever()
+
+        reads = store.loads
+        store.hooks[reads + 2] = stuck  # the first caller's re-read never returns
+        store.hooks[reads + 2 + waiters] = _setter(self.all_waiting)  # the last waiter's read
+
+    async def caller(self, n: int) -> None:
+        with self.scopes[n]:
+            self.results[n] = await get_valid_credentials(
+                "user-1", store=self.store, settings=self.turso.settings
+            )
+
+    async def start(self, group: anyio.abc.TaskGroup) -> None:
+        group.start_soon(self.caller, 0)
+        await self.first_stuck.wait()
+        for n in range(1, len(self.scopes)):
+            group.start_soon(self.caller, n)
+        await self.all_waiting.wait()
+        await anyio.lowlevel.checkpoint()  # every waiter now awaits the flight
+
+
+async def test_when_the_first_caller_is_cancelled_one_waiter_takes_over(
     turso: LocalTursoServer,
 ) -> None:
     store = Gated()
     created = await set_up(turso, store, days=3)
     minted = token_requests(turso)
-    first_reads_again = anyio.Event()
-    second_waits = anyio.Event()
-
-    async def stuck() -> None:
-        first_reads_again.set()
-        await anyio.sleep_forever()
-
-    store.hooks[store.loads + 2] = stuck  # the first caller's re-read never returns
-    store.hooks[store.loads + 3] = _setter(second_waits)  # the second caller's first read
+    flight = Flight(turso, store, waiters=2)
     with anyio.fail_after(30):  # a hang guard, not a time limit under test
         async with anyio.create_task_group() as group:
-            first = anyio.CancelScope()
-
-            async def first_caller() -> None:
-                with first:
-                    await get_valid_credentials("user-1", store=store, settings=turso.settings)
-
-            group.start_soon(first_caller)
-            await first_reads_again.wait()
-            second = None
-
-            async def second_caller() -> None:
-                nonlocal second
-                second = await get_valid_credentials("user-1", store=store, settings=turso.settings)
-
-            group.start_soon(second_caller)
-            await second_waits.wait()
-            await anyio.lowlevel.checkpoint()  # the second caller now awaits the flight
-            first.cancel()
-    assert first.cancelled_caught
+            await flight.start(group)
+            flight.scopes[0].cancel()
+    assert flight.scopes[0].cancelled_caught
+    _, second, third = flight.results
     assert isinstance(second, Ok)
     assert second.value.auth_token != created.auth_token
+    assert third == second  # the other waiter waited for the one that took over
     assert await stored_token(store) == second.value.auth_token
     assert token_requests(turso) == minted + 1
+
+
+async def test_a_waiter_cancelled_with_the_first_caller_does_not_take_over(
+    turso: LocalTursoServer,
+) -> None:
+    store = Gated()
+    created = await set_up(turso, store, days=3)
+    minted = token_requests(turso)
+    flight = Flight(turso, store, waiters=1)
+    with anyio.fail_after(30):  # a hang guard, not a time limit under test
+        async with anyio.create_task_group() as group:
+            await flight.start(group)
+            reads = store.loads
+            for scope in flight.scopes:
+                scope.cancel()
+    assert all(scope.cancelled_caught for scope in flight.scopes)
+    assert store.loads == reads  # nobody went on to read the store again
+    assert token_requests(turso) == minted
+    # Nothing is left behind: the next caller refreshes.
+    renewed = (await get_valid_credentials("user-1", store=store, settings=turso.settings)).unwrap()
+    assert renewed.auth_token != created.auth_token
+
+
+def test_flights_on_different_event_loops_are_separate(tmp_path: Path) -> None:
+    # A future belongs to one loop: a caller on another loop must not wait for it.
+    store = Gated()
+    expiring = dataclasses.replace(CREDENTIALS, expires_at=T0 + DAY)
+    asyncio.run(store.save("user-1", expiring, now=T0))
+    first_stuck, release = threading.Event(), threading.Event()
+
+    async def stuck() -> None:
+        first_stuck.set()
+        await anyio.to_thread.run_sync(release.wait, 30)
+
+    store.hooks[2] = stuck  # the first loop's re-read waits for the second loop's answer
+    embedded = Settings(data_dir=tmp_path)  # nothing can be minted: both keep the token
+
+    def refresh() -> object:
+        return asyncio.run(get_valid_credentials("user-1", store=store, settings=embedded, now=T0))
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        first = pool.submit(refresh)
+        assert first_stuck.wait(30)
+        try:
+            second = refresh()
+        finally:
+            release.set()
+        assert first.result(30) == Ok(expiring)
+    assert second == Ok(expiring)
+    assert store.loads == 4  # each loop read twice: two flights
 
 
 async def test_a_rejected_token_already_replaced_by_someone_else_is_not_replaced_again(
@@ -839,6 +913,27 @@ async def test_refresh_uses_the_client_it_is_given_and_leaves_it_open(
         assert api.requests_sent == 1
         assert (await api.get_database(created.name)).unwrap().name == created.name
     assert renewed.auth_token != created.auth_token
+    assert (renewed.name, renewed.url) == (created.name, created.url)
+
+
+async def test_a_new_token_already_expired_at_the_callers_now_is_refused(
+    turso: LocalTursoServer,
+) -> None:
+    store = InMemoryCredentialStore()
+    created = await set_up(turso, store)
+    assert created.expires_at is not None
+    later = created.expires_at + 40 * DAY  # the server's clock says 40 days earlier
+    for client in (None, turso.client()):
+        result = await get_valid_credentials(
+            "user-1", store=store, settings=turso.settings, now=later, client=client
+        )
+        if client is not None:
+            await client.close()
+        assert isinstance(result, Err)
+        assert isinstance(result.error, RefreshFailed)
+        assert isinstance(result.error.error, InvalidResponse)
+        assert "the new token expired already" in str(result.error)
+    assert await stored_token(store) == created.auth_token
 
 
 def test_error_messages_name_the_user_and_what_to_do() -> None:
@@ -851,20 +946,21 @@ def test_error_messages_name_the_user_and_what_to_do() -> None:
     )
 
 
-async def test_the_warning_for_a_kept_token_says_until_when(
-    turso: LocalTursoServer, caplog: pytest.LogCaptureFixture
+async def test_the_warning_for_a_kept_token_says_why_and_until_when(
+    turso: LocalTursoServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     store = InMemoryCredentialStore()
     created = await set_up(turso, store, days=3)
     assert created.expires_at is not None
+    embedded = Settings(data_dir=tmp_path / "embedded")
     with caplog.at_level(logging.WARNING, logger="per_user_db"):
-        kept = await get_valid_credentials("user-1", store=store, settings=api_down(turso))
+        kept = await get_valid_credentials("user-1", store=store, settings=embedded)
     assert kept == Ok(created)
     [record] = [r for r in caplog.records if r.name == "per_user_db"]
     assert record.levelno == logging.WARNING
-    assert record.getMessage().startswith("could not refresh the token of user 'user-1' (")
-    assert record.getMessage().endswith(
-        f"); using the current one, valid until {created.expires_at.isoformat()}"
+    assert record.getMessage() == (
+        "could not refresh the token of user 'user-1' (no TURSO_PLATFORM_API_TOKEN: tokens "
+        f"cannot be issued); using the current one, valid until {created.expires_at.isoformat()}"
     )
 
 
@@ -948,3 +1044,169 @@ async def test_the_sweep_needs_a_worker_and_reports_a_store_failure(
     assert failed == Err(StoreUnavailable(message="offline"))
     empty = await refresh_tokens(InMemoryCredentialStore(), concurrency=1, settings=turso.settings)
     assert empty == Ok(RefreshReport(refreshed=(), failed=(), skipped=()))
+
+
+class SaveFails(InMemoryCredentialStore):
+    """Saves succeed until ``broken`` is set, then fail."""
+
+    broken = False
+
+    async def save(
+        self, user_id: str, credentials: Credentials, *, now: dt.datetime
+    ) -> Result[StoredCredentials, StoreError]:
+        if self.broken:
+            return Err(StoreUnavailable(message="read-only"))
+        return await super().save(user_id, credentials, now=now)
+
+
+async def test_a_new_token_that_cannot_be_saved_is_not_used(turso: LocalTursoServer) -> None:
+    store = SaveFails()
+    created = await set_up(turso, store, days=3)
+    assert created.expires_at is not None
+    store.broken = True
+    tick(turso)
+    kept = await get_valid_credentials("user-1", store=store, settings=turso.settings)
+    assert kept == Ok(created)  # still valid: the old token, as saved
+    for ask in ({"force_refresh": True}, {"now": created.expires_at}):
+        tick(turso)
+        failed = await get_valid_credentials(
+            "user-1",
+            store=store,
+            settings=turso.settings,
+            **ask,
+        )
+        assert failed == Err(
+            RefreshFailed(user_id="user-1", error=StoreUnavailable(message="read-only"))
+        )
+    assert await stored_token(store) == created.auth_token
+
+
+async def test_a_refreshed_token_is_saved_at_the_callers_now(turso: LocalTursoServer) -> None:
+    store = InMemoryCredentialStore()
+    created = await set_up(turso, store, days=3)
+    assert created.expires_at is not None
+    moment = created.expires_at - DAY
+    turso.clock.now = moment.timestamp()
+    renewed = (
+        await get_valid_credentials("user-1", store=store, settings=turso.settings, now=moment)
+    ).unwrap()
+    found = (await store.load("user-1")).unwrap()
+    assert found is not None
+    assert found.credentials == renewed
+    assert found.updated_at == moment
+
+
+async def test_the_sweep_refreshes_within_its_own_window_over_one_client(
+    turso: LocalTursoServer,
+) -> None:
+    clients = 0
+
+    @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+    class Counted(Settings):
+        def platform_client(
+            self, *, clock: Callable[[], dt.datetime] | None = None
+        ) -> PlatformClient:
+            nonlocal clients
+            clients += 1
+            return Settings.platform_client(self, clock=clock)
+
+    store = InMemoryCredentialStore()
+    for user in ("a", "b", "c"):
+        await set_up(turso, store, user=user, days=20)
+    tick(turso)
+    counted = Counted(
+        **{f.name: getattr(turso.settings, f.name) for f in dataclasses.fields(Settings)}
+    )
+    report = (await refresh_tokens(store, within=30 * DAY, settings=counted)).unwrap()
+    assert report.refreshed == ("a", "b", "c")  # 20 days left is within 30: refreshed
+    assert clients == 1
+
+
+async def test_the_sweep_runs_eight_at_a_time_by_default() -> None:
+    in_flight = most = 0
+
+    class Counting(InMemoryCredentialStore):
+        async def load(self, user_id: str) -> Result[StoredCredentials | None, StoreError]:
+            nonlocal in_flight, most
+            in_flight += 1
+            most = max(most, in_flight)
+            for _ in range(3):  # every worker gets here before any goes on
+                await anyio.lowlevel.checkpoint()
+            in_flight -= 1
+            return await super().load(user_id)
+
+    store = Counting()
+    for n in range(12):
+        await store.save(f"u{n:02}", dataclasses.replace(CREDENTIALS, expires_at=T0 + DAY), now=T0)
+    report = (await refresh_tokens(store, settings=Settings(), now=T0)).unwrap()
+    assert len(report.skipped) == 12  # nothing can be minted here; all still valid
+    assert most == 8
+
+
+async def test_flights_of_different_stores_are_separate(turso: LocalTursoServer) -> None:
+    # Two stores (two apps, two tenants) may both know a "user-1": different databases.
+    ours, theirs = Gated(), Gated()
+    mine = await set_up(turso, ours, days=3)
+    other = await set_up(turso, theirs, user="user-2", days=3)
+    await theirs.save("user-1", other, now=now_of(turso))
+    down = api_down(turso)
+    release = anyio.Event()
+    ours.hooks[ours.loads + 2] = release.wait  # our flight's re-read waits
+    theirs.hooks[theirs.loads + 1] = _setter(release)  # until their caller has read
+    results: list[object] = []
+
+    async def our_refresh() -> None:
+        results.append(await get_valid_credentials("user-1", store=ours, settings=down))
+
+    with anyio.fail_after(30):  # a hang guard, not a time limit under test
+        async with anyio.create_task_group() as group:
+            group.start_soon(our_refresh)
+            await anyio.lowlevel.checkpoint()
+            theirs_now = await get_valid_credentials("user-1", store=theirs, settings=down)
+    assert theirs_now == Ok(other)
+    assert results == [Ok(mine)]
+
+
+async def test_setup_decides_and_saves_at_the_callers_now(turso: LocalTursoServer) -> None:
+    store = InMemoryCredentialStore()
+    created = await set_up(turso, store)  # 30 days: fresh today
+    assert created.expires_at is not None
+    moment = created.expires_at - DAY  # expiring then
+    turso.clock.now = moment.timestamp()
+    again = (
+        await setup_user_database("user-1", store=store, settings=turso.settings, now=moment)
+    ).unwrap()
+    assert again.auth_token != created.auth_token
+    found = (await store.load("user-1")).unwrap()
+    assert found is not None
+    assert found.credentials == again
+    assert found.updated_at == moment
+    # A token the server mints already expired at the caller's now is refused.
+    late = await setup_user_database(
+        "user-1", store=store, settings=turso.settings, now=moment + 60 * DAY
+    )
+    assert isinstance(late, Err)
+    assert isinstance(late.error, ProvisionFailed)
+    assert isinstance(late.error.error, InvalidResponse)
+    assert "the new token expired already" in str(late.error)
+
+
+async def test_setup_returns_the_failure_of_each_step(turso: LocalTursoServer) -> None:
+    store = InMemoryCredentialStore()
+    failed_create = await setup_user_database("u", store=store, settings=api_down(turso))
+    assert isinstance(failed_create, Err)
+    assert isinstance(failed_create.error, ProvisionFailed)
+    assert failed_create.error.step is CreateStep.CREATE
+    turso.turso.faults.fail_rate = 0.0
+
+    async def broken(*args: object, **kwargs: object) -> Err[MigrationUnavailable]:
+        return Err(MigrationUnavailable(database="x", code="SERVER_ERROR", message="boom"))
+
+    apply_migrations_doubles.append(broken)
+    try:
+        failed_migrate = await setup_user_database("u", store=store, settings=turso.settings)
+    finally:
+        apply_migrations_doubles.remove(broken)
+    assert isinstance(failed_migrate, Err)
+    assert isinstance(failed_migrate.error, ConnectError)
+    assert "boom" in str(failed_migrate.error)
