@@ -34,7 +34,9 @@ Migrate on connect
     it; failures are :data:`MigrationError` values (:class:`StatementFailed`,
     :class:`ForeignKeyViolations`, :class:`MigrationContention`,
     :class:`MigrationUnavailable`, or the planner's refusals). :class:`VerifiedCache`
-    lets a process skip the check for recently verified databases.
+    lets a process skip the check for recently verified databases. ``connect(...,
+    lazy=True)`` sends nothing: the check rides in the first request as a guard, and a
+    migration that then fails raises :class:`MigrationFailedError`.
 
 Provisioning
     :func:`create_database` creates (or finds) a user's database and issues a token,
@@ -62,6 +64,7 @@ if TYPE_CHECKING:
     from ._cipher import DecryptError, TokenCipher
     from ._connect import VerifiedCache, connect
     from ._database import Database, DatabaseTransaction
+    from ._deferred import MigrationFailedError
     from ._migrate import MigrationReport, apply_migrations, migration_status
     from ._migration_files import load_migrations, migrations_from_texts
     from ._open import open_database
@@ -171,6 +174,7 @@ __all__ = [
     "MigrationContention",
     "MigrationError",
     "MigrationFileError",
+    "MigrationFailedError",
     "MigrationReport",
     "MigrationSet",
     "MigrationUnavailable",
@@ -257,6 +261,7 @@ _EXPORTS: dict[str, str] = {
     "MigrationContention": ".core._migration_errors",
     "MigrationError": ".core._migration_errors",
     "MigrationFileError": ".core._migrations",
+    "MigrationFailedError": "._deferred",
     "MigrationReport": "._migrate",
     "MigrationSet": ".core._migrations",
     "MigrationUnavailable": ".core._migration_errors",

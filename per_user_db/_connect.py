@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import anyio
 
 from ._bundled import bundled_migrations
+from ._deferred import DeferredCheck
 from ._migrate import apply_migrations
 from ._open import DEFAULT_TIMEOUT, open_database
 from ._transports._sqlite import DEFAULT_BUSY_TIMEOUT
@@ -120,6 +121,7 @@ async def connect(
     auth_token: str | None = None,
     *,
     migrate: bool = True,
+    lazy: bool = False,
     migrations: MigrationSet | None = None,
     allow_ahead: bool = False,
     cache: VerifiedCache | None = None,
@@ -137,6 +139,15 @@ async def connect(
     atomically. ``migrate=False`` sends nothing. On ``Err`` nothing is left open; a
     failed migration's :class:`ConnectError` has code ``MIGRATION_FAILED`` and the
     ``MigrationError`` value as ``cause``. See :func:`open_database` for the options.
+
+    ``lazy=True`` sends nothing either: the check rides in the first ``execute`` or
+    ``batch`` as a guard the app's statements are conditioned on, so ``connect`` and the
+    first query cost one request together. If the guard finds the database behind,
+    none of those statements ran; the database is migrated and they are sent again. A
+    migration failure then surfaces from that first call as :class:`MigrationFailedError`
+    (a :class:`DatabaseError`) instead of an ``Err`` here, and an unreachable server
+    likewise. The guard checks the row count and the newest migration's time and hash,
+    not older hashes (drift); a transaction's first statement runs the full check first.
     """
     opened = await open_database(
         url,
@@ -153,6 +164,9 @@ async def connect(
     db = opened.value
     wanted = migrations if migrations is not None else bundled_migrations()
     if cache is not None and cache.is_fresh(db, wanted):
+        return Ok(db)
+    if lazy:
+        db.defer_schema_check(DeferredCheck(wanted, allow_ahead=allow_ahead, cache=cache))
         return Ok(db)
     try:
         migrated = await apply_migrations(db, wanted, allow_ahead=allow_ahead)

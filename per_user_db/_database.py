@@ -16,17 +16,14 @@ from typing import TYPE_CHECKING, Any, Literal
 from libsql_client import Client, ResultSet, Row, Statement, Transaction
 
 from ._transports._base import DatabaseError
+from .core._deferred import guarded_atomic_batch, guarded_execute
 from .core._errors import ConnectErrorCode
 from .core._hrana import (
-    Batch,
     BatchRequest,
     BatchResponse,
-    BatchStep,
     CloseRequest,
     ExecuteRequest,
     ExecuteResponse,
-    NotCond,
-    OkCond,
     Stmt,
     StmtResult,
     StreamError,
@@ -35,11 +32,12 @@ from .core._hrana import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Awaitable, Callable, Sequence
     from types import TracebackType
 
     from libsql_client import InArgs, InStatement
 
+    from ._deferred import DeferredCheck
     from ._transports._base import Stream, Transport
     from .core._hrana import BatchResult, HranaError, StreamRequest, StreamResult
     from .core._urls import DatabaseUrl
@@ -127,18 +125,6 @@ def expect_batch(result: StreamResult) -> BatchResult:
             raise _unexpected("a batch request with another response type")
 
 
-def atomic_batch(stmts: Sequence[Stmt], *, begin: str = "BEGIN IMMEDIATE") -> Batch:
-    """``BEGIN``, each statement only if the one before succeeded, ``COMMIT`` likewise, and a
-    ``ROLLBACK`` that runs when the ``COMMIT`` did not: all or nothing, in one request."""
-    steps = [BatchStep(stmt=Stmt(sql=begin, want_rows=False))]
-    for stmt in (*stmts, Stmt(sql="COMMIT", want_rows=False)):
-        steps.append(BatchStep(stmt=stmt, condition=OkCond(step=len(steps) - 1)))
-    commit = len(steps) - 1
-    rollback = Stmt(sql="ROLLBACK", want_rows=False)
-    steps.append(BatchStep(stmt=rollback, condition=NotCond(cond=OkCond(step=commit))))
-    return Batch(steps=tuple(steps))
-
-
 def first_batch_error(result: BatchResult) -> tuple[int, HranaError] | None:
     for index, error in enumerate(result.step_errors):
         if error is not None:
@@ -157,8 +143,16 @@ class Database(Client):
         self._transport = transport
         self._url = url
         self._closed = False
+        self._deferred: DeferredCheck | None = None
         self.round_trips = 0
         """One-shot pipelines sent so far (each is one HTTP request, or one SQLite job)."""
+
+    def defer_schema_check(self, check: DeferredCheck) -> None:
+        """Let the next statements carry ``check``'s guard (``connect(..., lazy=True)``)."""
+        self._deferred = check
+
+    def _pending_guard(self) -> Stmt | None:
+        return None if self._deferred is None else self._deferred.guard
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"
@@ -192,22 +186,64 @@ class Database(Client):
         return await self._transport.pipeline(requests)
 
     async def execute(self, stmt: InStatement, args: InArgs = None) -> ResultSet:
-        converted = to_stmt(stmt, args)
+        return await self._execute(to_stmt(stmt, args))
+
+    async def _execute(self, converted: Stmt) -> ResultSet:
+        guard = self._pending_guard()
+        if guard is not None:
+            request = BatchRequest(batch=guarded_execute(guard, converted))
+            (result,) = await self.pipeline([request])
+            batch_result = expect_batch(result)
+            if await self._settle_guard(batch_result, 0):
+                return await self._execute(converted)
+            outcome, error = batch_result.step_results[1], batch_result.step_errors[1]
+            if error is not None:
+                raise sql_error(error)
+            if outcome is None:
+                raise _unexpected("a batch with a skipped step but no error")
+            return to_result_set(outcome)
         (result,) = await self.pipeline([ExecuteRequest(stmt=converted)])
         return to_result_set(expect_execute(result))
 
     async def batch(self, stmts: list[InStatement]) -> list[ResultSet]:
         """Run ``stmts`` in one transaction, in one round trip: all commit or none do."""
-        converted = [to_stmt(s) for s in stmts]
-        (result,) = await self.pipeline([BatchRequest(batch=atomic_batch(converted))])
+        return await self._batch(tuple(to_stmt(s) for s in stmts))
+
+    async def _batch(self, converted: tuple[Stmt, ...]) -> list[ResultSet]:
+        guard = self._pending_guard()
+        batch = guarded_atomic_batch(converted, guard=guard)
+        (result,) = await self.pipeline([BatchRequest(batch=batch)])
         batch_result = expect_batch(result)
         failure = first_batch_error(batch_result)
+        # Step 1 is the guard; it does not run at all when BEGIN failed (busy, say),
+        # and then the check stays pending and BEGIN's error is raised below.
+        if guard is not None and await self._settle_guard(batch_result, 1):
+            return await self._batch(converted)
         if failure is not None:
             raise sql_error(failure[1])
-        results = batch_result.step_results[1 : 1 + len(converted)]
+        first = 1 if guard is None else 2
+        results = batch_result.step_results[first : first + len(converted)]
         if any(r is None for r in results):
             raise _unexpected("a batch with a skipped step but no error")
         return [to_result_set(r) for r in results if r is not None]
+
+    async def _settle_guard(self, result: BatchResult, step: int) -> bool:
+        """Settle the deferred check from a guarded batch whose guard is ``step``; True
+        when the guard failed: nothing of the batch ran and the database has now been
+        migrated, so the caller sends its statements again."""
+        assert self._deferred is not None
+        if result.step_results[step] is not None:
+            self._deferred.held(self)
+            return False
+        if result.step_errors[step] is None:
+            return False  # skipped: what it guards did not run either
+        await self._deferred.settle(self)
+        return True
+
+    async def _settle_deferred(self) -> None:
+        if self._pending_guard() is not None:
+            assert self._deferred is not None
+            await self._deferred.settle(self)
 
     def transaction(self, mode: TransactionMode = "write") -> DatabaseTransaction:
         """An interactive transaction on its own stream.
@@ -218,7 +254,12 @@ class Database(Client):
         self._check_open()
         if mode not in _BEGIN:
             raise ValueError(f"mode must be one of {sorted(_BEGIN)}, got {mode!r}")
-        return DatabaseTransaction(self._transport.stream(), begin=_BEGIN[mode], url=self._url)
+        return DatabaseTransaction(
+            self._transport.stream(),
+            begin=_BEGIN[mode],
+            url=self._url,
+            before_first=self._settle_deferred,
+        )
 
     async def close(self) -> None:
         if not self._closed:
@@ -229,10 +270,19 @@ class Database(Client):
 class DatabaseTransaction(Transaction):
     """An interactive transaction: ``BEGIN`` goes with the first statement, no extra trip."""
 
-    def __init__(self, stream: Stream, *, begin: str, url: DatabaseUrl) -> None:
+    def __init__(
+        self,
+        stream: Stream,
+        *,
+        begin: str,
+        url: DatabaseUrl,
+        before_first: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
         self._stream = stream
         self._begin = begin
         self._url = url
+        # A deferred schema check is settled before the transaction's first statement.
+        self._before_first = before_first
         self._started = False
         self._closed = False
         # One statement at a time: BEGIN must go with the first one, exactly once.
@@ -252,6 +302,8 @@ class DatabaseTransaction(Transaction):
             if self._started:
                 (result,) = await self._stream.send([request])
             else:
+                if self._before_first is not None:
+                    await self._before_first()
                 begin, result = await self._stream.send(
                     [ExecuteRequest(stmt=Stmt(sql=self._begin, want_rows=False)), request]
                 )
