@@ -351,9 +351,11 @@ def test_a_client_needs_a_token_and_an_organization_and_never_shows_the_token() 
     for token, org in (("", ORG), (API_TOKEN, "")):
         with pytest.raises(ValueError, match="api_token and organization are required"):
             PlatformClient(api_token=token, organization=org)
-    api = PlatformClient(api_token=API_TOKEN, organization=ORG, api_url="http://h:1/")
-    assert repr(api) == f"<PlatformClient http://h:1 org={ORG}>"
+    api = PlatformClient(api_token=API_TOKEN, organization=ORG, api_url="http://h:1/X/")
+    assert repr(api) == f"<PlatformClient http://h:1/X org={ORG}>"
     assert api.organization == ORG
+    default = PlatformClient(api_token=API_TOKEN, organization=ORG)
+    assert repr(default) == f"<PlatformClient https://api.turso.tech org={ORG}>"
 
 
 async def test_requests_carry_the_headers_and_go_under_the_base_url(fake: ScriptedServer) -> None:
@@ -419,7 +421,51 @@ async def test_token_lifetimes_and_every_operation_passes_its_error_on(
         assert isinstance(result, Err)
         assert isinstance(result.error, Forbidden)
         assert result.error.message == "not yours"
+    assert [r.error.operation for r in results if isinstance(r, Err)] == [
+        "create database token",
+        "invalidate database tokens",
+        "get group",
+        "validate API token",
+        "list plans",
+        "get usage",
+        "delete database",
+    ]
     assert len(fake.requests) == 8  # 403 is never retried
+
+
+@pytest.mark.parametrize(
+    ("operation", "method", "path"),
+    [
+        ("create database", "POST", DBS),
+        ("get database", "GET", f"{DBS}/x"),
+        ("list databases", "GET", DBS),
+        ("create database token", "POST", f"{DBS}/x/auth/tokens"),
+        ("get group", "GET", f"/v1/organizations/{ORG}/groups/x"),
+        ("list plans", "GET", f"/v1/organizations/{ORG}/plans"),
+        ("get usage", "GET", f"/v1/organizations/{ORG}/usage"),
+    ],
+)
+async def test_a_body_not_as_documented_names_its_operation(
+    fake: ScriptedServer, operation: str, method: str, path: str
+) -> None:
+    fake.on(method, path, Reply(body={"unexpected": True}))
+    fake.on(method, path, Reply(status=404, body={"error": "gone"}))
+    calls = {
+        "create database": lambda api: api.create_database("x"),
+        "get database": lambda api: api.get_database("x"),
+        "list databases": lambda api: api.list_databases(),
+        "create database token": lambda api: api.create_token("x"),
+        "get group": lambda api: api.get_group("x"),
+        "list plans": lambda api: api.plans(),
+        "get usage": lambda api: api.usage(),
+    }
+    async with client(fake) as api:
+        invalid = await calls[operation](api)
+        missing = await calls[operation](api)
+    assert isinstance(invalid, Err)
+    assert isinstance(invalid.error, InvalidResponse)
+    assert (invalid.error.operation, invalid.error.status) == (operation, 200)
+    assert missing == Err(NotFound(operation=operation, status=404, message="gone"))
 
 
 @pytest.mark.parametrize(
@@ -553,6 +599,35 @@ async def test_no_wait_may_reach_the_deadline(
     assert isinstance(result, Err)
     assert fake.count("GET", f"{DBS}/x") == attempts
     assert clock.sleeps == [4.0] * (attempts - 1)  # a wait to the deadline is not started
+
+
+async def test_retry_after_dates_are_read_against_the_real_clock_by_default(
+    fake: ScriptedServer,
+) -> None:
+    fake.on(
+        "GET",
+        f"{DBS}/x",
+        Reply(status=429, body="slow", headers={"Retry-After": "Sun, 06 Nov 1994 08:49:37 GMT"}),
+        Reply(status=429, body="slow", headers={"Retry-After": "Fri, 01 Jan 2100 00:00:00 GMT"}),
+    )
+    clock = VirtualTime()
+    retry = RetryPolicy(attempts=3, deadline=1000.0, base_delay=2.0, max_delay=2.0)
+    async with PlatformClient(
+        api_token=API_TOKEN,
+        organization=ORG,
+        api_url=fake.url,
+        retry=retry,
+        rng=Dice(1.0),
+        monotonic=clock.monotonic,
+        sleep=clock.sleep,
+    ) as api:
+        result = await api.get_database("x")
+    assert clock.sleeps == [2.0]  # a date in the past: the backoff alone
+    assert isinstance(result, Err)
+    assert isinstance(result.error, RateLimited)
+    until_2100 = dt.datetime(2100, 1, 1, tzinfo=dt.UTC) - dt.datetime.now(dt.UTC)
+    assert result.error.retry_after is not None
+    assert abs(result.error.retry_after - until_2100.total_seconds()) < 3600  # not waited
 
 
 async def test_the_deadline_shortens_the_last_attempts_timeout(fake: ScriptedServer) -> None:
