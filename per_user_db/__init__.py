@@ -68,7 +68,6 @@ if TYPE_CHECKING:
     from ._migrate import MigrationReport, apply_migrations, migration_status
     from ._migration_files import load_migrations, migrations_from_texts
     from ._open import open_database
-    from ._transports._pool import close_shared_sessions
     from ._provision import (
         CreateDatabaseError,
         CreateStep,
@@ -90,6 +89,7 @@ if TYPE_CHECKING:
         StoreUnavailable,
     )
     from ._transports._base import DatabaseError
+    from ._transports._pool import close_shared_sessions
     from ._users import (
         NotProvisioned,
         RefreshFailed,
@@ -173,8 +173,8 @@ __all__ = [
     "Migration",
     "MigrationContention",
     "MigrationError",
-    "MigrationFileError",
     "MigrationFailedError",
+    "MigrationFileError",
     "MigrationReport",
     "MigrationSet",
     "MigrationUnavailable",

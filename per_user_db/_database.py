@@ -181,9 +181,14 @@ class Database(Client):
 
     async def pipeline(self, requests: Sequence[StreamRequest]) -> tuple[StreamResult, ...]:
         """Run raw Hrana requests on a fresh stream in one round trip (advanced use)."""
+        return await self._send(requests, restartable=False)
+
+    async def _send(
+        self, requests: Sequence[StreamRequest], *, restartable: bool
+    ) -> tuple[StreamResult, ...]:
         self._check_open()
         self.round_trips += 1
-        return await self._transport.pipeline(requests)
+        return await self._transport.pipeline(requests, restartable=restartable)
 
     async def execute(self, stmt: InStatement, args: InArgs = None) -> ResultSet:
         return await self._execute(to_stmt(stmt, args))
@@ -192,7 +197,7 @@ class Database(Client):
         guard = self._pending_guard()
         if guard is not None:
             request = BatchRequest(batch=guarded_execute(guard, converted))
-            (result,) = await self.pipeline([request])
+            (result,) = await self._send([request], restartable=True)
             batch_result = expect_batch(result)
             if await self._settle_guard(batch_result, 0):
                 return await self._execute(converted)
@@ -202,7 +207,7 @@ class Database(Client):
             if outcome is None:
                 raise _unexpected("a batch with a skipped step but no error")
             return to_result_set(outcome)
-        (result,) = await self.pipeline([ExecuteRequest(stmt=converted)])
+        (result,) = await self._send([ExecuteRequest(stmt=converted)], restartable=True)
         return to_result_set(expect_execute(result))
 
     async def batch(self, stmts: list[InStatement]) -> list[ResultSet]:
@@ -212,7 +217,7 @@ class Database(Client):
     async def _batch(self, converted: tuple[Stmt, ...]) -> list[ResultSet]:
         guard = self._pending_guard()
         batch = guarded_atomic_batch(converted, guard=guard)
-        (result,) = await self.pipeline([BatchRequest(batch=batch)])
+        (result,) = await self._send([BatchRequest(batch=batch)], restartable=True)
         batch_result = expect_batch(result)
         failure = first_batch_error(batch_result)
         # Step 1 is the guard; it does not run at all when BEGIN failed (busy, say),

@@ -82,8 +82,14 @@ class Transport(Protocol):
         """Whether requests of Hrana 3 (``get_autocommit``, ``is_autocommit``) work."""
         ...
 
-    async def pipeline(self, requests: Sequence[StreamRequest]) -> tuple[StreamResult, ...]:
-        """Run ``requests`` on a fresh stream in one round trip; one result per request."""
+    async def pipeline(
+        self, requests: Sequence[StreamRequest], *, restartable: bool = False
+    ) -> tuple[StreamResult, ...]:
+        """Run ``requests`` on a fresh stream in one round trip; one result per request.
+
+        ``restartable`` says that running them again after an interrupted or lock-bound
+        attempt is safe (one statement, or one all-or-nothing batch); the local transport
+        then tries them on the event loop's thread first."""
         ...
 
     def stream(self) -> Stream: ...

@@ -151,7 +151,9 @@ class HttpTransport:
             raise DatabaseError(f"PRAGMA foreign_keys failed: {message}", "SQL_ERROR")
         return results[1:]
 
-    async def pipeline(self, requests: Sequence[StreamRequest]) -> tuple[StreamResult, ...]:
+    async def pipeline(
+        self, requests: Sequence[StreamRequest], *, restartable: bool = False
+    ) -> tuple[StreamResult, ...]:
         full = [*self.opening(requests), *self._closing]
         response = await self.send_pipeline(self._endpoint, None, full)
         return self.opened(response.results)[: len(requests)]

@@ -15,14 +15,20 @@ would from SQLite itself.
 from __future__ import annotations
 
 import asyncio
+from collections import OrderedDict
 from typing import TYPE_CHECKING, TypeVar
 
+from ..core._apply import is_busy
 from ..core._hrana import (
     BatchRequest,
+    BatchResponse,
     CloseRequest,
     ExecuteRequest,
+    HranaError,
     SequenceRequest,
     StoreSqlRequest,
+    StreamError,
+    StreamOk,
 )
 from ._base import DatabaseError
 from ._sqlite import SqliteWorker, run_stream_requests
@@ -56,6 +62,40 @@ def _mentions_foreign_keys(requests: Sequence[StreamRequest]) -> bool:
     return False
 
 
+INLINE_BUDGET = 0.002
+"""Seconds a restartable pipeline may run on the event loop's thread before it is
+interrupted and sent to the worker thread instead: the longest stall it can cause."""
+_MAX_SLOW = 256
+
+
+def _sql_key(requests: Sequence[StreamRequest]) -> tuple[str | None, ...]:
+    texts: list[str | None] = []
+    for request in requests:
+        match request:
+            case ExecuteRequest(stmt=stmt):
+                texts.append(stmt.sql)
+            case BatchRequest(batch=batch):
+                texts.extend(step.stmt.sql for step in batch.steps)
+            case _:
+                texts.append(None)
+    return tuple(texts)
+
+
+def _met_a_lock(results: Sequence[StreamResult]) -> bool:
+    """Whether any statement failed because another connection held a lock."""
+    for result in results:
+        match result:
+            case StreamError(error=error):
+                errors: tuple[HranaError | None, ...] = (error,)
+            case StreamOk(response=BatchResponse(result=batch)):
+                errors = batch.step_errors
+            case _:
+                errors = ()
+        if any(e is not None and is_busy(e.code, e.message) for e in errors):
+            return True
+    return False
+
+
 class LocalTransport:
     def __init__(self, worker: SqliteWorker, url: DatabaseUrl, *, busy_timeout: float) -> None:
         self._worker = worker
@@ -65,6 +105,8 @@ class LocalTransport:
         # The connection opens with foreign keys on; only SQL that names the pragma can
         # turn them off, so a fresh stream re-asserts them only after such SQL ran.
         self._foreign_keys_touched = False
+        # SQL that outlasted the inline budget once: it goes to the worker from then on.
+        self._slow: OrderedDict[tuple[str | None, ...], None] = OrderedDict()
 
     def __repr__(self) -> str:
         return f"<LocalTransport {self._url.display}>"
@@ -106,31 +148,66 @@ class LocalTransport:
         if _mentions_foreign_keys(requests):
             self._foreign_keys_touched = True
 
-        def reset(conn: sqlite3.Connection) -> None:
-            # What a fresh stream looks like: no transaction left over, foreign keys on.
-            if conn.in_transaction:
-                conn.rollback()
-            if self._foreign_keys_touched:
-                conn.execute("PRAGMA foreign_keys = ON")
-                self._foreign_keys_touched = False
-
         def job(conn: sqlite3.Connection) -> tuple[StreamResult, ...]:
             if opens:
-                reset(conn)
+                self._reset(conn)
             try:
                 return run_stream_requests(conn, requests, stored)
             finally:
                 if closes:
-                    reset(conn)
+                    self._reset(conn)
 
         return await self._worker.run(job)
 
-    async def pipeline(self, requests: Sequence[StreamRequest]) -> tuple[StreamResult, ...]:
+    def _reset(self, conn: sqlite3.Connection) -> None:
+        # What a fresh stream looks like: no transaction left over, foreign keys on.
+        if conn.in_transaction:
+            conn.rollback()
+        if self._foreign_keys_touched:
+            conn.execute("PRAGMA foreign_keys = ON")
+            self._foreign_keys_touched = False
+
+    async def pipeline(
+        self, requests: Sequence[StreamRequest], *, restartable: bool = False
+    ) -> tuple[StreamResult, ...]:
+        if restartable and not self._owner.locked():
+            done = self._run_inline(requests)
+            if done is not None:
+                return done
         await self.acquire()
         try:
             return await self.run(requests, {}, opens=True, closes=True)
         finally:
             self.release()
+
+    def _run_inline(self, requests: Sequence[StreamRequest]) -> tuple[StreamResult, ...] | None:
+        """The pipeline's results if it ran on the loop's thread within the budget, else
+        None (it ran not at all, or was interrupted and undone, or met a lock)."""
+        key = _sql_key(requests)
+        if key in self._slow:
+            self._slow.move_to_end(key)
+            return None
+
+        def job(conn: sqlite3.Connection) -> tuple[StreamResult, ...]:
+            self._reset(conn)
+            try:
+                return run_stream_requests(conn, requests, {})
+            finally:
+                self._reset(conn)
+
+        if not self._worker.idle:
+            return None
+        if _mentions_foreign_keys(requests):
+            self._foreign_keys_touched = True
+        results = self._worker.run_inline(job, budget=INLINE_BUDGET)
+        if results is None:  # interrupted: undone by SQLite
+            self._slow[key] = None  # next time, straight to the worker
+            if len(self._slow) > _MAX_SLOW:
+                self._slow.popitem(last=False)
+            return None
+        if _met_a_lock(results):
+            return None  # nothing ran: the worker runs it again and waits for the lock
+        return results
 
     async def run_sqlite(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``fn`` on the raw sqlite3 connection, on its thread, owning the connection

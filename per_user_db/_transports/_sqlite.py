@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import pathlib
 import queue
@@ -112,6 +113,9 @@ class _Job(Generic[_T]):
 
 _STOP = None
 
+# How many SQLite VM instructions run between two looks at the clock in run_inline.
+_PROGRESS_STEPS = 1000
+
 # Starting and joining a thread costs ~0.6 ms, twenty times the cost of opening a SQLite
 # connection, and the protocol server opens a connection per stream. So workers run on
 # carrier threads that outlive them: a worker's serve loop is one "session" on a carrier,
@@ -150,15 +154,31 @@ class SqliteWorker:
     connection.
     """
 
-    __slots__ = ("_closed", "_conn", "_current", "_guard", "_jobs", "_name")
+    __slots__ = (
+        "_busy_timeout_ms",
+        "_busy_wait_off",
+        "_closed",
+        "_conn",
+        "_current",
+        "_guard",
+        "_jobs",
+        "_name",
+        "_unfinished",
+    )
 
     def __init__(self, name: str) -> None:
         self._name = name
         self._jobs: queue.SimpleQueue[_Job[object] | None] = queue.SimpleQueue()
-        self._conn: sqlite3.Connection | None = None  # touched only on the worker thread
+        # Used on the worker thread, or on the event loop's by run_inline while the
+        # worker has nothing queued or running.
+        self._conn: sqlite3.Connection | None = None
         self._current: _Job[object] | None = None
         self._guard = threading.Lock()  # orders "job finished" against "interrupt it"
         self._closed = False
+        self._busy_timeout_ms = 0
+        self._busy_wait_off = False  # run_inline turned SQLite's busy wait off
+        # Jobs submitted and not yet done on the worker thread; counted on the loop's.
+        self._unfinished = 0
 
     @classmethod
     async def open(
@@ -183,6 +203,7 @@ class SqliteWorker:
             worker._conn = _connect(
                 target, read_only=read_only, busy_timeout=busy_timeout, create=create
             )
+            worker._busy_timeout_ms = round(busy_timeout * 1000)
 
         try:
             await worker._submit(connect)
@@ -210,9 +231,55 @@ class SqliteWorker:
             conn = self._conn
             if conn is None:
                 raise WorkerClosedError(f"SQLite worker for {self._name} has no connection")
+            if self._busy_wait_off:
+                conn.execute(f"PRAGMA busy_timeout = {self._busy_timeout_ms}")
+                self._busy_wait_off = False
             return fn(conn)
 
         return await self._submit(call)
+
+    @property
+    def idle(self) -> bool:
+        """Nothing submitted and unfinished (read on the event loop's thread)."""
+        return self._unfinished == 0
+
+    def run_inline(self, fn: Callable[[sqlite3.Connection], _T], *, budget: float) -> _T | None:
+        """Run ``fn(connection)`` here, on the event loop's thread, if it takes at most
+        ``budget`` seconds; otherwise interrupt it and return None.
+
+        For short statements a thread hand-off costs several times the work itself.
+        Returns None at once, running nothing, while the worker has a job submitted and
+        not finished. The caller must make sure that ``fn`` can run again on the worker
+        after an interrupt: an interrupted
+        statement is rolled back by SQLite, and once interrupted, later statements of
+        ``fn`` (a batch's ROLLBACK) run unhindered. SQLite's busy wait is off meanwhile,
+        so a lock held elsewhere fails at once with ``SQLITE_BUSY`` instead of blocking
+        the loop; the caller sends such work to the worker, which waits.
+        """
+        conn = self._conn
+        if self._unfinished or self._closed or conn is None:
+            return None
+        deadline = time.perf_counter() + budget
+        interrupted = False
+
+        def over_budget() -> int:
+            nonlocal interrupted
+            if interrupted or time.perf_counter() < deadline:
+                return 0
+            interrupted = True
+            return 1
+
+        if not self._busy_wait_off:
+            # Back on before the worker's next job (run): a run of inline statements,
+            # the hot path, pays for the switch once.
+            conn.execute("PRAGMA busy_timeout = 0")
+            self._busy_wait_off = True
+        conn.set_progress_handler(over_budget, _PROGRESS_STEPS)
+        try:
+            result = fn(conn)
+        finally:
+            conn.set_progress_handler(None, 0)
+        return None if interrupted else result
 
     async def is_autocommit(self) -> bool:
         """True when the connection is outside a transaction."""
@@ -240,6 +307,7 @@ class SqliteWorker:
     async def _submit(self, fn: Callable[[], _T]) -> _T:
         loop = asyncio.get_running_loop()
         job: _Job[_T] = _Job(fn=fn, loop=loop, future=loop.create_future())
+        self._unfinished += 1
         self._jobs.put(job)  # type: ignore[arg-type]  # the queue erases the job's type
         try:
             return await job.future
@@ -255,6 +323,8 @@ class SqliteWorker:
     def _serve(self) -> None:
         while (job := self._jobs.get()) is not _STOP:
             if job.abandoned.is_set():
+                with contextlib.suppress(RuntimeError):  # the loop closed
+                    job.loop.call_soon_threadsafe(self._settle, job.future, None)
                 continue
             with self._guard:
                 self._current = job
@@ -267,31 +337,38 @@ class SqliteWorker:
                 with self._guard:
                     self._current = None
             with contextlib.suppress(RuntimeError):  # the loop closed; nobody is waiting
-                job.loop.call_soon_threadsafe(_settle, job.future, outcome)
+                job.loop.call_soon_threadsafe(self._settle, job.future, outcome)
         # A worker dropped without close() (e.g. its loop died) still frees its file.
         if self._conn is not None:
             self._conn.close()
             self._conn = None
 
-
-def _settle(future: asyncio.Future[object], outcome: Ok[object] | Err[BaseException]) -> None:
-    if future.done():
-        return
-    match outcome:
-        case Ok(value):
-            future.set_result(value)
-        case Err(exc):
-            future.set_exception(exc)
+    def _settle(
+        self, future: asyncio.Future[object], outcome: Ok[object] | Err[BaseException] | None
+    ) -> None:
+        """On the loop's thread: a job is done (``outcome`` None: skipped, abandoned)."""
+        self._unfinished -= 1
+        if outcome is None or future.done():
+            return
+        match outcome:
+            case Ok(value):
+                future.set_result(value)
+            case Err(exc):
+                future.set_exception(exc)
 
 
 def _connect(
     target: str, *, read_only: bool, busy_timeout: float, create: bool
 ) -> sqlite3.Connection:
     if target == ":memory:" or create:
-        conn = sqlite3.connect(target, timeout=busy_timeout, isolation_level=None)
+        conn = sqlite3.connect(
+            target, timeout=busy_timeout, isolation_level=None, check_same_thread=False
+        )
     else:
         uri = pathlib.Path(target).absolute().as_uri() + "?mode=rw"
-        conn = sqlite3.connect(uri, timeout=busy_timeout, isolation_level=None, uri=True)
+        conn = sqlite3.connect(
+            uri, timeout=busy_timeout, isolation_level=None, uri=True, check_same_thread=False
+        )
     try:
         conn.execute("PRAGMA foreign_keys = ON")
         if read_only:
@@ -387,7 +464,9 @@ def execute_stmt(
     started = time.perf_counter()
     changes_before = conn.total_changes
     try:
-        (rowid_before,) = conn.execute("SELECT last_insert_rowid()").fetchone()
+        inserting = _may_insert(sql)
+        if inserting:
+            (rowid_before,) = conn.execute("SELECT last_insert_rowid()").fetchone()
         cursor = conn.execute(sql, _bindings(stmt))
         try:
             rows = cursor.fetchall()
@@ -404,7 +483,9 @@ def execute_stmt(
             cols=tuple(Col(name=column[0], decltype=None) for column in description),
             rows=tuple(rows) if stmt.want_rows else (),
             affected_row_count=affected,
-            last_insert_rowid=rowid_after if written and rowid_after != rowid_before else None,
+            last_insert_rowid=(
+                rowid_after if inserting and written and rowid_after != rowid_before else None
+            ),
             rows_read=len(rows),
             rows_written=written,
             query_duration_ms=(time.perf_counter() - started) * 1000.0,
@@ -652,8 +733,17 @@ def _scan(sql: str) -> _Scan:
     return _Scan(keywords=keywords, params=params, end=min(end, n))
 
 
+@functools.lru_cache(maxsize=1024)
 def _has_statement(sql: str) -> bool:
     return _scan(sql).end > 0
+
+
+@functools.lru_cache(maxsize=1024)
+def _may_insert(sql: str) -> bool:
+    """Whether ``sql`` could set ``last_insert_rowid`` (only an INSERT or REPLACE of the
+    statement itself can: a trigger's inserts are undone when the trigger ends)."""
+    upper = sql.upper()
+    return "INSERT" in upper or "REPLACE" in upper
 
 
 # --- stream requests -----------------------------------------------------------------------

@@ -154,7 +154,9 @@ class WsTransport:
             case _:
                 return SequenceResponse()
 
-    async def pipeline(self, requests: Sequence[StreamRequest]) -> tuple[StreamResult, ...]:
+    async def pipeline(
+        self, requests: Sequence[StreamRequest], *, restartable: bool = False
+    ) -> tuple[StreamResult, ...]:
         stream = self.open_stream()
         try:
             results = await self.run(stream, [FOREIGN_KEYS_ON, *requests])
