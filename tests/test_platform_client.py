@@ -341,7 +341,7 @@ def test_the_retry_policy_defaults_and_what_it_refuses() -> None:
         RetryPolicy(request_timeout=0.001),
     ):
         assert smallest != policy
-    message = "attempts, deadline and request_timeout must be positive"
+    message = r"^attempts, deadline and request_timeout must be positive$"
     for bad in ({"attempts": 0}, {"deadline": 0.0}, {"request_timeout": 0.0}, {"deadline": -1.0}):
         with pytest.raises(ValueError, match=message):
             RetryPolicy(**bad)
@@ -349,7 +349,7 @@ def test_the_retry_policy_defaults_and_what_it_refuses() -> None:
 
 def test_a_client_needs_a_token_and_an_organization_and_never_shows_the_token() -> None:
     for token, org in (("", ORG), (API_TOKEN, "")):
-        with pytest.raises(ValueError, match="api_token and organization are required"):
+        with pytest.raises(ValueError, match=r"^api_token and organization are required$"):
             PlatformClient(api_token=token, organization=org)
     api = PlatformClient(api_token=API_TOKEN, organization=ORG, api_url="http://h:1/X/")
     assert repr(api) == f"<PlatformClient http://h:1/X org={ORG}>"
@@ -404,7 +404,9 @@ async def test_token_lifetimes_and_every_operation_passes_its_error_on(
         )
     fake.on("DELETE", f"{DBS}/e", Reply(status=403, body={"error": "not yours"}))
     async with client(fake) as api:
-        with pytest.raises(ValueError, match="expires_in_days must be at least 1"):
+        with pytest.raises(
+            ValueError, match=r"^expires_in_days must be at least 1, or None for never$"
+        ):
             await api.create_token("d", expires_in_days=0)
         assert isinstance(await api.create_token("d", expires_in_days=1), Ok)
         assert fake.requests[-1].query == {"expiration": "1d", "authorization": "full-access"}

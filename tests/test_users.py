@@ -1031,7 +1031,7 @@ async def test_the_sweep_skips_tokens_it_kept_sorts_its_report_and_lists_corrupt
 async def test_the_sweep_needs_a_worker_and_reports_a_store_failure(
     turso: LocalTursoServer,
 ) -> None:
-    with pytest.raises(ValueError, match="concurrency must be at least 1"):
+    with pytest.raises(ValueError, match=r"^concurrency must be at least 1$"):
         await refresh_tokens(InMemoryCredentialStore(), concurrency=0, settings=turso.settings)
 
     class Unlistable(InMemoryCredentialStore):
