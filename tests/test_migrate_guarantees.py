@@ -519,3 +519,18 @@ async def test_a_rebuild_never_runs_with_foreign_keys_on(
         assert result.error.code == code
         assert (await db.execute("SELECT count(*) FROM child"))[0][0] == 3
     assert version_rows(target.path) == [(m.hash, m.when) for m in two]
+
+
+async def test_an_installed_double_answers_with_the_arguments_it_was_given(
+    file_db: tuple[Database, SecondConnection], tmp_path: Path
+) -> None:
+    from per_user_db.testing import mock_apply_migrations_ok
+
+    db, _ = file_db
+    two, _ = first_two(tmp_path)
+    with mock_apply_migrations_ok(attempts=9) as mock:
+        result = await apply_migrations(db, two, allow_ahead=True, max_attempts=5)
+    assert result.unwrap().attempts == 9
+    assert mock.calls[0].args == (db, two)
+    assert mock.calls[0].kwargs == {"allow_ahead": True, "max_attempts": 5}
+    assert db.round_trips == 0

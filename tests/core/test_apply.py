@@ -344,9 +344,18 @@ async def test_foreign_key_violations_list_the_orphans_and_roll_back(
 
 # --- answers a real database will not give on demand ----------------------------------------
 
-PROGRAM = apply_program(planned(build_set([CREATE_A, FILL_A], WHENS[:2])))
-REBUILDING = apply_program(planned(build_set([INIT, REBUILD], WHENS[:2])))
-# Steps of PROGRAM: 0 BEGIN, 1 CREATE TABLE, 2 guard, 3 m0 stmt 1, 4 m0 row,
+# Built inside each test, never at import: the program must be the code under test's.
+
+
+def program() -> ApplyProgram:
+    return apply_program(planned(build_set([CREATE_A, FILL_A], WHENS[:2])))
+
+
+def rebuilding() -> ApplyProgram:
+    return apply_program(planned(build_set([INIT, REBUILD], WHENS[:2])))
+
+
+# Steps of program(): 0 BEGIN, 1 CREATE TABLE, 2 guard, 3 m0 stmt 1, 4 m0 row,
 # 5 m1 stmt 1, 6 m1 stmt 2, 7 m1 row, 8 COMMIT, 9 ROLLBACK.
 
 
@@ -363,8 +372,8 @@ REBUILDING = apply_program(planned(build_set([INIT, REBUILD], WHENS[:2])))
 )
 @pytest.mark.parametrize("step", [0, 2, 5, 8])
 def test_busy_or_locked_on_any_step_is_a_retry(code: str | None, message: str, step: int) -> None:
-    answer = batch_answer(PROGRAM, fail={step: HranaError(message=message, code=code)})
-    assert interpret_apply(PROGRAM, answer, database=DB) == Retry(reason=RetryReason.BUSY)
+    answer = batch_answer(program(), fail={step: HranaError(message=message, code=code)})
+    assert interpret_apply(program(), answer, database=DB) == Retry(reason=RetryReason.BUSY)
 
 
 @pytest.mark.parametrize(
@@ -373,35 +382,39 @@ def test_busy_or_locked_on_any_step_is_a_retry(code: str | None, message: str, s
 )
 def test_busy_or_locked_instead_of_the_batch_is_a_retry(code: str | None, message: str) -> None:
     answer: list[StreamResult] = [StreamError(error=HranaError(message=message, code=code))]
-    assert interpret_apply(PROGRAM, answer, database=DB) == Retry(reason=RetryReason.BUSY)
+    assert interpret_apply(program(), answer, database=DB) == Retry(reason=RetryReason.BUSY)
 
 
 def test_another_error_instead_of_the_batch_is_unavailable() -> None:
     error = HranaError(message="no such stream", code="STREAM_EXPIRED")
-    assert interpret_apply(PROGRAM, [StreamError(error=error)], database=DB) == (
+    assert interpret_apply(program(), [StreamError(error=error)], database=DB) == (
         MigrationUnavailable(database=DB, code="STREAM_EXPIRED", message="no such stream")
     )
-    nameless = interpret_apply(PROGRAM, [StreamError(error=HranaError(message="odd"))], database=DB)
+    nameless = interpret_apply(
+        program(), [StreamError(error=HranaError(message="odd"))], database=DB
+    )
     assert nameless == MigrationUnavailable(database=DB, code="SQL_ERROR", message="odd")
-    assert interpret_apply(PROGRAM, [ok()], database=DB) == MigrationUnavailable(
+    assert interpret_apply(program(), [ok()], database=DB) == MigrationUnavailable(
         database=DB, code="SQL_ERROR", message="unexpected answer to the batch"
     )
 
 
 @pytest.mark.parametrize("index", [0, 2])
 def test_an_error_on_the_foreign_keys_pragma_is_not_ignored(index: int) -> None:
-    answer = batch_answer(REBUILDING)
+    answer = batch_answer(rebuilding())
     answer[index] = StreamError(error=HranaError(message="not authorized", code="SQLITE_AUTH"))
-    assert interpret_apply(REBUILDING, answer, database=DB) == MigrationUnavailable(
+    assert interpret_apply(rebuilding(), answer, database=DB) == MigrationUnavailable(
         database=DB, code="SQLITE_AUTH", message="not authorized"
     )
-    assert isinstance(interpret_apply(REBUILDING, batch_answer(REBUILDING), database=DB), Applied)
+    assert isinstance(
+        interpret_apply(rebuilding(), batch_answer(rebuilding()), database=DB), Applied
+    )
 
 
 def test_foreign_keys_still_on_inside_the_batch_is_not_a_rebuild_to_run() -> None:
     still_on = HranaError(message=f"bad JSON path: '{FK_OFF_MARKER}'", code="SQLITE_ERROR")
     assert interpret_apply(
-        REBUILDING, batch_answer(REBUILDING, fail={3: still_on}), database=DB
+        rebuilding(), batch_answer(rebuilding(), fail={3: still_on}), database=DB
     ) == MigrationUnavailable(
         database=DB,
         code="FOREIGN_KEYS_ON",
@@ -409,14 +422,14 @@ def test_foreign_keys_still_on_inside_the_batch_is_not_a_rebuild_to_run() -> Non
     )
     # The marker counts only on its own step.
     assert isinstance(
-        interpret_apply(REBUILDING, batch_answer(REBUILDING, fail={5: still_on}), database=DB),
+        interpret_apply(rebuilding(), batch_answer(rebuilding(), fail={5: still_on}), database=DB),
         StatementFailed,
     )
 
 
 def test_a_failing_statement_names_migration_statement_and_sql() -> None:
     error = HranaError(message="no such table: x", code="SQLITE_ERROR")
-    assert interpret_apply(PROGRAM, batch_answer(PROGRAM, fail={6: error}), database=DB) == (
+    assert interpret_apply(program(), batch_answer(program(), fail={6: error}), database=DB) == (
         StatementFailed(
             database=DB,
             migration="0001_m1",
@@ -427,7 +440,7 @@ def test_a_failing_statement_names_migration_statement_and_sql() -> None:
         )
     )
     row = interpret_apply(
-        PROGRAM, batch_answer(PROGRAM, fail={4: HranaError(message="full")}), database=DB
+        program(), batch_answer(program(), fail={4: HranaError(message="full")}), database=DB
     )
     assert isinstance(row, StatementFailed)
     assert (row.migration, row.statement, row.code) == ("0000_m0", 0, "SQL_ERROR")
@@ -437,29 +450,29 @@ def test_a_failing_statement_names_migration_statement_and_sql() -> None:
 def test_a_guard_marker_counts_only_on_its_own_step() -> None:
     # A migration's own error that happens to quote the marker is still its failure.
     quoting = HranaError(message=f"bad JSON path: '{VERSION_GUARD_MARKER}'", code="SQLITE_ERROR")
-    assert interpret_apply(PROGRAM, batch_answer(PROGRAM, fail={2: quoting}), database=DB) == (
+    assert interpret_apply(program(), batch_answer(program(), fail={2: quoting}), database=DB) == (
         Retry(reason=RetryReason.VERSION_TABLE_CHANGED)
     )
     assert isinstance(
-        interpret_apply(PROGRAM, batch_answer(PROGRAM, fail={5: quoting}), database=DB),
+        interpret_apply(program(), batch_answer(program(), fail={5: quoting}), database=DB),
         StatementFailed,
     )
     fk_quote = HranaError(message=f"bad JSON path: '{FK_GUARD_MARKER}'", code="SQLITE_ERROR")
     assert isinstance(
-        interpret_apply(PROGRAM, batch_answer(PROGRAM, fail={5: fk_quote}), database=DB),
+        interpret_apply(program(), batch_answer(program(), fail={5: fk_quote}), database=DB),
         StatementFailed,
     )
     other = HranaError(message="malformed JSON", code="SQLITE_ERROR")
-    assert interpret_apply(PROGRAM, batch_answer(PROGRAM, fail={2: other}), database=DB) == (
+    assert interpret_apply(program(), batch_answer(program(), fail={2: other}), database=DB) == (
         MigrationUnavailable(database=DB, code="SQLITE_ERROR", message="malformed JSON")
     )
 
 
 def test_a_foreign_key_guard_failure_reads_the_listed_violations() -> None:
-    steps = len(REBUILDING.steps)
+    steps = len(rebuilding().steps)
     fk_list, fk_guard = steps - 4, steps - 3
     answer = batch_answer(
-        REBUILDING,
+        rebuilding(),
         fail={fk_guard: HranaError(message=f"bad path '{FK_GUARD_MARKER}'", code="SQLITE_ERROR")},
         skipped={steps - 2},
     )
@@ -475,7 +488,7 @@ def test_a_foreign_key_guard_failure_reads_the_listed_violations() -> None:
             )
         )
     )
-    assert interpret_apply(REBUILDING, answer, database=DB) == ForeignKeyViolations(
+    assert interpret_apply(rebuilding(), answer, database=DB) == ForeignKeyViolations(
         database=DB,
         migrations=("0000_m0", "0001_m1"),
         violations=(
@@ -485,14 +498,23 @@ def test_a_foreign_key_guard_failure_reads_the_listed_violations() -> None:
     )
 
 
+def test_a_foreign_key_guard_failure_without_a_listing_has_no_violations_to_show() -> None:
+    steps = len(rebuilding().steps)
+    marker = HranaError(message=f"bad path '{FK_GUARD_MARKER}'", code="SQLITE_ERROR")
+    answer = batch_answer(rebuilding(), fail={steps - 3: marker}, skipped={steps - 4})
+    assert interpret_apply(rebuilding(), answer, database=DB) == ForeignKeyViolations(
+        database=DB, migrations=("0000_m0", "0001_m1"), violations=()
+    )
+
+
 def test_an_error_on_the_rollback_step_is_ignored_and_durations_add_up() -> None:
-    answer = batch_answer(PROGRAM, durations={3: 1.5, 4: 0.5, 5: 2.0, 6: 3.0, 7: 0.25, 8: 9.0})
-    assert interpret_apply(PROGRAM, answer, database=DB) == Applied(
+    answer = batch_answer(program(), durations={3: 1.5, 4: 0.5, 5: 2.0, 6: 3.0, 7: 0.25, 8: 9.0})
+    assert interpret_apply(program(), answer, database=DB) == Applied(
         durations_ms={"0000_m0": 2.0, "0001_m1": 5.25}
     )
-    rollback = len(PROGRAM.steps) - 1
+    rollback = len(program().steps) - 1
     no_transaction = HranaError(message="cannot rollback - no transaction is active")
-    answer = batch_answer(PROGRAM, durations={3: 1.0})
+    answer = batch_answer(program(), durations={3: 1.0})
     batch = answer[0]
     assert isinstance(batch, StreamOk)
     assert isinstance(batch.response, BatchResponse)
@@ -505,14 +527,14 @@ def test_an_error_on_the_rollback_step_is_ignored_and_durations_add_up() -> None
             )
         )
     )
-    assert interpret_apply(PROGRAM, answer, database=DB) == Applied(
+    assert interpret_apply(program(), answer, database=DB) == Applied(
         durations_ms={"0000_m0": 1.0, "0001_m1": 0.0}
     )
 
 
 def test_a_commit_skipped_without_an_error_is_not_success() -> None:
-    answer = batch_answer(PROGRAM, skipped={8})
-    assert interpret_apply(PROGRAM, answer, database=DB) == MigrationUnavailable(
+    answer = batch_answer(program(), skipped={8})
+    assert interpret_apply(program(), answer, database=DB) == MigrationUnavailable(
         database=DB, code="SQL_ERROR", message="COMMIT was skipped without an error"
     )
 
