@@ -274,6 +274,9 @@ def interpret_apply(
             return Retry(reason=RetryReason.BUSY) if _busy(error) else _unavailable(database, error)
         case _:
             return _unavailable(database, HranaError(message="unexpected answer to the batch"))
+    if len(batch.step_results) != len(program.steps):
+        answered = f"{len(batch.step_results)} step results for a batch of {len(program.steps)}"
+        return _unavailable(database, HranaError(message=answered, code="PROTOCOL_ERROR"))
     sent = program.requests[program.batch_index]
     assert isinstance(sent, BatchRequest)
     for position, (step, step_error) in enumerate(

@@ -589,3 +589,27 @@ def test_an_empty_answer_to_the_existence_check_is_unexpected() -> None:
     assert outcome.error == MigrationUnavailable(  # type: ignore[union-attr]
         database=DB, code="SQL_ERROR", message="unexpected answer"
     )
+
+
+@pytest.mark.parametrize("missing", [1, 3])
+def test_an_answer_for_fewer_steps_than_sent_is_a_protocol_error(missing: int) -> None:
+    # Whatever the server did is unknown: a typed error, never an exception out of the
+    # migrator, and never Applied.
+    answer = batch_answer(program())
+    batch = answer[0]
+    assert isinstance(batch, StreamOk)
+    assert isinstance(batch.response, BatchResponse)
+    result = batch.response.result
+    answer[0] = StreamOk(
+        response=BatchResponse(
+            result=BatchResult(
+                step_results=result.step_results[:-missing],
+                step_errors=result.step_errors[:-missing],
+            )
+        )
+    )
+    assert interpret_apply(program(), answer, database=DB) == MigrationUnavailable(
+        database=DB,
+        code="PROTOCOL_ERROR",
+        message=f"{10 - missing} step results for a batch of 10",
+    )
