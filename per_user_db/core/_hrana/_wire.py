@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 import re
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import msgspec
 
@@ -47,7 +47,7 @@ from ._messages import (
 from ._values import INT64_MAX, INT64_MIN, decode_base64
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
     from ._messages import StreamRequest, StreamResponse, StreamResult
     from ._values import Value
@@ -185,6 +185,14 @@ _MISSING_FIELD = re.compile(r"Object missing required field `(.+)`")
 # --- from structs to the codec's values ---------------------------------------------------
 
 
+class _Malformed(Exception):
+    """A problem found below a result whose JSON path the caller knows."""
+
+    def __init__(self, path: str, problem: str) -> None:
+        self.path = path
+        self.problem = problem
+
+
 def _row(row: list[_WireValue]) -> tuple[Value, ...]:
     values = [v.value for v in row]
     if None in values:  # a NULL, or a non-finite float the server could not spell
@@ -193,17 +201,17 @@ def _row(row: list[_WireValue]) -> tuple[Value, ...]:
 
 
 def _cols(cols: list[_Col]) -> tuple[Col, ...]:
-    return tuple(Col(name=c.name, decltype=c.decltype) for c in cols)
+    return tuple([Col(name=c.name, decltype=c.decltype) for c in cols])
 
 
-def _stmt_result(raw: _StmtResult, where: str) -> StmtResult:
+def _stmt_result(raw: _StmtResult) -> StmtResult:
     width = len(raw.cols)
     rows = raw.rows
-    if not all(len(row) == width for row in rows):
-        index = next(i for i, row in enumerate(rows) if len(row) != width)
-        raise ProtocolError(
-            f"{where}.rows[{index}]: has {len(rows[index])} values but there are {width} columns"
-        )
+    for index, row in enumerate(rows):
+        if len(row) != width:
+            raise _Malformed(
+                f".rows[{index}]", f"has {len(row)} values but there are {width} columns"
+            )
     return StmtResult(
         cols=_cols(raw.cols),
         rows=tuple(map(_row, rows)),
@@ -219,54 +227,68 @@ def _error(raw: _Error) -> HranaError:
     return HranaError(message=raw.message, code=raw.code)
 
 
-def _batch_result(raw: _BatchResult, where: str) -> BatchResult:
+def _batch_result(raw: _BatchResult) -> BatchResult:
     if len(raw.step_results) != len(raw.step_errors):
-        raise ProtocolError(
-            f"{where}: {len(raw.step_results)} step_results but {len(raw.step_errors)} "
-            "step_errors; expected one of each per step"
+        raise _Malformed(
+            "",
+            f"{len(raw.step_results)} step_results but {len(raw.step_errors)} step_errors; "
+            "expected one of each per step",
         )
     results: list[StmtResult | None] = []
     for i, (result, error) in enumerate(zip(raw.step_results, raw.step_errors, strict=True)):
-        if result is not None and error is not None:
-            raise ProtocolError(f"{where}: step {i} has both a result and an error")
-        results.append(
-            None if result is None else _stmt_result(result, f"{where}.step_results[{i}]")
-        )
+        if result is None:
+            results.append(None)
+            continue
+        if error is not None:
+            raise _Malformed("", f"step {i} has both a result and an error")
+        try:
+            results.append(_stmt_result(result))
+        except _Malformed as exc:
+            raise _Malformed(f".step_results[{i}]{exc.path}", exc.problem) from None
     return BatchResult(
         step_results=tuple(results),
-        step_errors=tuple(None if e is None else _error(e) for e in raw.step_errors),
+        step_errors=tuple([None if e is None else _error(e) for e in raw.step_errors]),
     )
 
 
-def _response(raw: _Response, where: str) -> StreamResponse:
-    match raw:
-        case _Execute(result=result):
-            return ExecuteResponse(result=_stmt_result(result, f"{where}.result"))
-        case _Batch(result=result):
-            return BatchResponse(result=_batch_result(result, f"{where}.result"))
-        case _Describe(result=result):
-            return DescribeResponse(
-                result=DescribeResult(
-                    params=tuple(DescribeParam(name=p.name) for p in result.params),
-                    cols=_cols(result.cols),
-                    is_explain=result.is_explain,
-                    is_readonly=result.is_readonly,
-                )
-            )
-        case _GetAutocommit(is_autocommit=is_autocommit):
-            return GetAutocommitResponse(is_autocommit=is_autocommit)
-        case _Sequence():
-            return SequenceResponse()
-        case _StoreSql():
-            return StoreSqlResponse()
-        case _CloseSql():
-            return CloseSqlResponse()
-        case _Close():
-            return CloseResponse()
+def _execute(raw: _Execute) -> StreamResponse:
+    return ExecuteResponse(result=_stmt_result(raw.result))
 
 
-def _type_of(raw: _Response) -> str:
-    return raw.__struct_config__.tag  # type: ignore[return-value]
+def _batch(raw: _Batch) -> StreamResponse:
+    return BatchResponse(result=_batch_result(raw.result))
+
+
+def _describe(raw: _Describe) -> StreamResponse:
+    result = raw.result
+    return DescribeResponse(
+        result=DescribeResult(
+            params=tuple(DescribeParam(name=p.name) for p in result.params),
+            cols=_cols(result.cols),
+            is_explain=result.is_explain,
+            is_readonly=result.is_readonly,
+        )
+    )
+
+
+def _get_autocommit(raw: _GetAutocommit) -> StreamResponse:
+    return GetAutocommitResponse(is_autocommit=raw.is_autocommit)
+
+
+_SEQUENCE, _STORE_SQL = SequenceResponse(), StoreSqlResponse()
+_CLOSE_SQL, _CLOSE = CloseSqlResponse(), CloseResponse()
+# Per wire type: its name, and how it becomes the codec's value (responses without a body
+# are immutable, so one instance serves every pipeline).
+_RESPONSES: dict[type[object], tuple[str, Callable[[Any], StreamResponse]]] = {
+    _Execute: ("execute", _execute),
+    _Batch: ("batch", _batch),
+    _Describe: ("describe", _describe),
+    _GetAutocommit: ("get_autocommit", _get_autocommit),
+    _Sequence: ("sequence", lambda _: _SEQUENCE),
+    _StoreSql: ("store_sql", lambda _: _STORE_SQL),
+    _CloseSql: ("close_sql", lambda _: _CLOSE_SQL),
+    _Close: ("close", lambda _: _CLOSE),
+}
 
 
 def decode_pipeline_response(
@@ -289,17 +311,21 @@ def decode_pipeline_response(
         )
     results: list[StreamResult] = []
     for index, item in enumerate(raw.results):
-        where = f"body.results[{index}]"
-        if isinstance(item, _StreamError):
+        if type(item) is _StreamError:
             results.append(StreamError(error=_error(item.error)))
             continue
-        if requests is not None:
-            sent, got = request_type(requests[index]), _type_of(item.response)
-            if sent != got:
-                raise ProtocolError(
-                    f"{where}.response.type: {got!r} does not echo the request type {sent!r}"
-                )
-        results.append(StreamOk(response=_response(item.response, f"{where}.response")))
+        assert type(item) is _Ok
+        name, convert = _RESPONSES[type(item.response)]
+        if requests is not None and request_type(requests[index]) != name:
+            raise ProtocolError(
+                f"body.results[{index}].response.type: {name!r} does not echo the request "
+                f"type {request_type(requests[index])!r}"
+            )
+        try:
+            results.append(StreamOk(response=convert(item.response)))
+        except _Malformed as exc:
+            where = f"body.results[{index}].response.result{exc.path}"
+            raise ProtocolError(f"{where}: {exc.problem}") from None
     return PipelineResponse(baton=raw.baton, base_url=raw.base_url, results=tuple(results))
 
 
