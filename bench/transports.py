@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import importlib.util
 import sqlite3
 import statistics
@@ -148,9 +149,7 @@ async def http_rows(table: Table, base: str, seconds: float) -> None:
             "bare": bare,
         }
         if have("libsql"):
-            import libsql
-
-            libsql = libsql.connect(database=url)
+            libsql = importlib.import_module("libsql").connect(database=url)
             peer_call = sync_slices(seconds, lambda: libsql.execute("SELECT 1").fetchall())
             calls["libsql"] = peer_call
         measured = await rates(seconds, calls)
@@ -218,8 +217,7 @@ async def local_rows(table: Table, folder: Path) -> None:
             await db.execute(select, [i])
         ours = PAIRS / (time.perf_counter() - started)
     if have("aiosqlite"):
-        import aiosqlite
-
+        aiosqlite: Any = importlib.import_module("aiosqlite")
         async with aiosqlite.connect(folder / "aiosqlite.db", isolation_level=None) as adb:
             await adb.execute(create)
             started = time.perf_counter()
