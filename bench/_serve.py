@@ -3,7 +3,8 @@
     python -m bench._serve DATA_DIR [--latency-ms N] [--database NAME ...]
 
 Prints the server's base URL on one line, then serves until its standard input closes
-(the benchmark that started it ends), so no server outlives its benchmark. Running the
+(the benchmark that started it ends), so no server outlives its benchmark.
+``GET /_bench/posts`` answers how many POSTs (pipeline requests) it has served. Running the
 server in another process keeps its CPU out of the client's numbers, as a real server's.
 """
 
@@ -28,6 +29,20 @@ if TYPE_CHECKING:
 
 async def main(data: Path, latency: float, names: list[str]) -> None:
     app = create_protocol_app(data)
+    posts = 0
+
+    @web.middleware
+    async def count(
+        request: web.Request,
+        handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
+    ) -> web.StreamResponse:
+        nonlocal posts
+        if request.path == "/_bench/posts":  # the benchmark asks how many so far
+            return web.Response(text=str(posts))
+        posts += request.method == "POST"
+        return await handler(request)
+
+    app.middlewares.append(count)
     if latency:
 
         @web.middleware
