@@ -10,9 +10,9 @@ database will not give on demand (``SQLITE_LOCKED``, a bare "database is locked"
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import sqlite3
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 
@@ -27,6 +27,7 @@ from per_user_db import (
     MigrationSet,
     MigrationUnavailable,
     Ok,
+    StatementFailed,
     VerifiedCache,
     apply_migrations,
     connect,
@@ -65,6 +66,8 @@ class Wire:
         self.after: dict[int, Callable[[], None]] = {}
         self.answer: dict[int, Answer | DatabaseError] = {}
         self.rewrite: Callable[[StreamRequest], StreamRequest] | None = None
+        self.after_results: Callable[[tuple[StreamResult, ...]], tuple[StreamResult, ...]] | None
+        self.after_results = None
         self.every_batch: Callable[[], None] | None = None
         real: Callable[[Sequence[StreamRequest]], Awaitable[tuple[StreamResult, ...]]]
         real = db.pipeline
@@ -84,7 +87,10 @@ class Wire:
                     return scripted(requests)
                 if self.rewrite is not None:
                     requests = [self.rewrite(r) for r in requests]
-                return await real(requests)
+                results = await real(requests)
+                if self.after_results is not None:
+                    results = self.after_results(results)
+                return results
             finally:
                 if n in self.after:
                     self.after[n]()
@@ -189,6 +195,7 @@ async def test_the_report_says_what_was_applied_and_what_it_cost(
         assert report.duration_ms >= 0.0
 
         again = (await apply_migrations(db, two)).unwrap()
+        assert again.database == db.url
         assert again.applied == ()
         assert again.already_applied == ("0000_step0", "0001_step1")
         assert again.up_to_date
@@ -214,28 +221,30 @@ async def test_the_batch_sent_opens_with_begin_immediate(
     assert [step.stmt.sql for step in batch.batch.steps[-2:]] == ["COMMIT", "ROLLBACK"]
 
 
-async def test_duration_is_the_time_the_call_took(
-    file_db: tuple[Database, SecondConnection], tmp_path: Path
+class FakeClock:
+    """Stands in for ``time`` inside ``_migrate``: each reading is 0.25 s after the last."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def perf_counter(self) -> float:
+        self.now += 0.25
+        return self.now
+
+
+async def test_duration_is_the_clock_time_the_call_took(
+    file_db: tuple[Database, SecondConnection],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     db, _ = file_db
     two, three = first_two(tmp_path)
-    (await apply_migrations(db, three)).unwrap()
-    for migrations, options in ((three, {}), (two, {"allow_ahead": True})):
-        wire = Wire(db)
-        # A slow database: the round trip first waits 20 ms (a lower bound, not a timing).
-        wire.before[0] = lambda: time.sleep(0.02)
-        started = time.perf_counter()
-        report = (await apply_migrations(db, migrations, **options)).unwrap()
-        elapsed_ms = (time.perf_counter() - started) * 1000
-        assert 20.0 <= report.duration_ms <= elapsed_ms
-    fresh = make_set_fresh(tmp_path)
-    wire = Wire(db)
-    wire.before[1] = lambda: time.sleep(0.02)
-    started = time.perf_counter()
-    report = (await apply_migrations(db, fresh)).unwrap()
-    elapsed_ms = (time.perf_counter() - started) * 1000
-    assert report.applied == ("0003_step3",)
-    assert 20.0 <= report.duration_ms <= elapsed_ms
+    monkeypatch.setattr("per_user_db._migrate.time", FakeClock())
+    applied = (await apply_migrations(db, three)).unwrap()
+    up_to_date = (await apply_migrations(db, three)).unwrap()
+    ahead = (await apply_migrations(db, two, allow_ahead=True)).unwrap()
+    # One reading when the call starts, one when it ends.
+    assert (applied.duration_ms, up_to_date.duration_ms, ahead.duration_ms) == (250.0,) * 3
 
 
 async def test_defaults_are_the_bundled_migrations(
@@ -257,6 +266,7 @@ async def test_a_database_ahead_is_reported_not_cached_and_logged(
     two, three = first_two(tmp_path)
     async with (await open_database(target.url)).unwrap() as db:
         (await apply_migrations(db, three)).unwrap()
+        url = db.url
         refused = await apply_migrations(db, two)
         assert isinstance(refused, Err)
         assert isinstance(refused.error, DatabaseAhead)
@@ -264,6 +274,7 @@ async def test_a_database_ahead_is_reported_not_cached_and_logged(
             report = (await apply_migrations(db, two, allow_ahead=True)).unwrap()
     head = three.migrations[-1]
     assert report.ahead == refused.error.unknown
+    assert report.database == url
     assert [(r.hash, r.created_at) for r in report.ahead] == [(head.hash, head.when)]
     assert (report.applied, report.already_applied) == ((), ())
     assert report.up_to_date
@@ -534,3 +545,123 @@ async def test_an_installed_double_answers_with_the_arguments_it_was_given(
     assert mock.calls[0].args == (db, two)
     assert mock.calls[0].kwargs == {"allow_ahead": True, "max_attempts": 5}
     assert db.round_trips == 0
+
+
+# --- what the errors, logs and waits say ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("code", "message"),
+    [("SQLITE_BUSY", "held by an open transaction"), ("SQL_ERROR", "database is locked")],
+)
+async def test_a_transport_error_is_busy_by_its_code_or_its_message(
+    file_db: tuple[Database, SecondConnection], tmp_path: Path, code: str, message: str
+) -> None:
+    db, _ = file_db
+    two, three = first_two(tmp_path)
+    for round_trip, migrations in ((0, two), (1, three)):  # the read, then a batch
+        wire = Wire(db)
+        wire.answer[round_trip] = DatabaseError(message, code)
+        report = (await apply_migrations(db, migrations)).unwrap()
+        assert report.attempts == 2
+        assert report.applied
+
+
+async def test_errors_name_the_database(
+    file_db: tuple[Database, SecondConnection], tmp_path: Path
+) -> None:
+    db, _ = file_db
+    two, _ = first_two(tmp_path)
+    wire = Wire(db)
+    wire.answer[0] = error_answer("SQLITE_IOERR", "disk I/O error")
+    assert await apply_migrations(db, two) == Err(
+        MigrationUnavailable(database=db.url, code="SQLITE_IOERR", message="disk I/O error")
+    )
+    (await apply_migrations(db, two)).unwrap()
+    failing = make_set(
+        tmp_path / "failing", [INIT, ADD_COLUMN, ["INSERT INTO nowhere VALUES (1);"]]
+    )
+    failed = await apply_migrations(db, failing)
+    assert isinstance(failed, Err)
+    assert isinstance(failed.error, StatementFailed)
+    assert failed.error.database == db.url
+    assert failed.error.migration == "0002_step2"
+
+
+async def test_logs_say_what_happened_to_which_database(
+    file_db: tuple[Database, SecondConnection],
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    db, other = file_db
+    two, three = first_two(tmp_path)
+    wire = Wire(db)
+    wire.after_results = lambda results: tuple(with_durations(r, 1.25) for r in results)
+    with caplog.at_level(logging.DEBUG, logger="per_user_db"):
+        (await apply_migrations(db, two)).unwrap()
+        (await apply_migrations(db, two)).unwrap()
+        wire.every_batch = other.run(
+            f"INSERT INTO __drizzle_migrations (hash, created_at) VALUES ('', {WHENS[0]})"
+        )
+        wire.answer[len(wire.sent) + 1] = step_error_answer(0, "SQLITE_BUSY", "busy")
+        await apply_migrations(db, three, max_attempts=2)
+    url = db.url
+    # INIT has three statements and ADD_COLUMN one, each with its version row: 1.25 ms a step.
+    assert [r.getMessage() for r in caplog.records] == [
+        f"applied migration 0000_step0 to {url} in 5.0 ms",
+        f"applied migration 0001_step1 to {url} in 2.5 ms",
+        f"{url} is up to date (2 migrations)",
+        f"{url}: the database was busy; planning again",
+        f"{url}: the version table changed; planning again",
+    ]
+
+
+def with_durations(result: StreamResult, ms: float) -> StreamResult:
+    """``result`` as a database that takes ``ms`` per batch step would answer it."""
+    match result:
+        case StreamOk(response=BatchResponse(result=batch)):
+            timed = tuple(
+                None if r is None else dataclasses.replace(r, query_duration_ms=ms)
+                for r in batch.step_results
+            )
+            return StreamOk(
+                response=BatchResponse(result=dataclasses.replace(batch, step_results=timed))
+            )
+    return result
+
+
+async def test_only_busy_waits_before_the_next_attempt(
+    file_db: tuple[Database, SecondConnection],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    db, other = file_db
+    two, three = first_two(tmp_path)
+    waits: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+
+    monkeypatch.setattr("per_user_db._migrate.anyio.sleep", sleep)
+    wire = Wire(db)
+    wire.answer[1] = step_error_answer(0, "SQLITE_BUSY", "busy")
+    assert (await apply_migrations(db, two)).unwrap().attempts == 2
+    assert len(waits) == 1  # busy: wait, so the lock holder can finish
+    wire.every_batch = other.run(
+        f"INSERT INTO __drizzle_migrations (hash, created_at) VALUES ('', {WHENS[0]})"
+    )
+    assert isinstance(await apply_migrations(db, three, max_attempts=3), Err)
+    assert len(waits) == 1  # another migrator won: plan again at once
+
+
+async def test_a_database_found_ahead_after_a_retry_reports_its_attempts(
+    file_db: tuple[Database, SecondConnection], tmp_path: Path
+) -> None:
+    db, _ = file_db
+    two, three = first_two(tmp_path)
+    (await apply_migrations(db, three)).unwrap()
+    wire = Wire(db)
+    wire.answer[0] = error_answer("SQLITE_BUSY", "busy")
+    report = (await apply_migrations(db, two, allow_ahead=True)).unwrap()
+    assert (report.attempts, report.round_trips) == (2, 2)
+    assert len(report.ahead) == 1
