@@ -7,7 +7,8 @@ holding one database already at the head of the bundled migrations. Each approac
 it ``--count`` times, ``--concurrency`` at once, as an app's requests would, and the
 server counts the HTTP requests:
 
-* ``connect()``: the version check in one request, on the event loop's shared session;
+* ``connect()``: the version check in one request, on the event loop's shared session,
+  and the same with a session of its own per connect (what it did before it shared one);
 * ``connect()`` + the request's first query, and ``connect(lazy=True)`` + the same query,
   where the check rides in the query's request;
 * drizzle's libsql migrator on ``@libsql/client`` (node, from ``tests/interop/js``), what a
@@ -95,6 +96,11 @@ async def main(latency_ms: float, count: int, concurrency: int) -> None:
                 db = (await connect(url, migrations=migrations)).unwrap()
                 await db.close()
 
+            async def own_session() -> None:
+                async with aiohttp.ClientSession() as session:
+                    db = (await connect(url, migrations=migrations, session=session)).unwrap()
+                    await db.close()
+
             async def eager_and_query() -> None:
                 db = (await connect(url, migrations=migrations)).unwrap()
                 await db.execute("SELECT count(*) FROM programs")
@@ -114,6 +120,7 @@ async def main(latency_ms: float, count: int, concurrency: int) -> None:
                 f"{'x floor':>7} {'median ms':>9} {'server CPU s':>12}"
             )
             approaches: list[tuple[str, Callable[[], Awaitable[None]]]] = [
+                ("connect(), a session of its own each (before)", own_session),
                 ("per-user-db connect()", eager),
                 ("per-user-db connect() + first query", eager_and_query),
                 ("per-user-db connect(lazy=True) + first query", lazy_and_query),
