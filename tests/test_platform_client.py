@@ -312,14 +312,21 @@ async def test_any_2xx_is_a_success_with_or_without_a_body(fake: ScriptedServer)
         assert (await api.create_token("x")).unwrap() == jwt(None)
         assert (await api.get_database("x")).unwrap().name == "x"
     assert len(fake.requests) == 6  # none of them retried
+    create, *_, token, _ = fake.requests
+    assert create.json() == {"name": "x", "group": "default"}  # the default group
+    assert token.query == {"expiration": "30d", "authorization": "full-access"}  # 30 days
 
 
 async def test_a_3xx_is_not_a_success_and_a_2xx_must_be_json(fake: ScriptedServer) -> None:
     fake.on("GET", f"{DBS}/x", Reply(status=300, body={"error": "pick one"}))
-    fake.on("POST", DBS, Reply(status=201, body="created!"))
+    fake.on("POST", DBS, Reply(status=201, body="created!"), Reply(status=201))
     async with client(fake) as api:
         moved = await api.get_database("x")
         created = await api.create_database("y")
+        empty = await api.create_database("z")
+    assert isinstance(empty, Err)  # a 2xx without the documented body is not a database
+    assert isinstance(empty.error, InvalidResponse)
+    assert empty.error.operation == "create database"
     assert moved == Err(BadRequest(operation="get database", status=300, message="pick one"))
     assert created == Err(
         InvalidResponse(operation="create database", status=201, message="the body is not JSON")
@@ -680,6 +687,7 @@ async def test_each_attempt_has_the_request_timeout(fake: ScriptedServer) -> Non
     assert isinstance(dropped, Err)
     assert isinstance(dropped.error, NetworkError)
     assert dropped.error.message.startswith("ServerDisconnectedError: ")
+    assert (dropped.error.operation, dropped.error.status) == ("get database", None)
     assert clock.sleeps == []
 
 
