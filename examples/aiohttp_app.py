@@ -17,10 +17,10 @@ import sys
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
-from libsql_client import LibsqlError
 
 from per_user_db import (
     CredentialStore,
+    DatabaseError,
     Err,
     InMemoryCredentialStore,
     NotProvisioned,
@@ -79,7 +79,7 @@ async def add_program(request: web.Request) -> web.Response:
         await current_database().execute(
             "INSERT INTO programs (id, name) VALUES (?, ?)", [body.get("id"), body.get("name")]
         )
-    except LibsqlError as exc:  # CHECK and NOT NULL constraints speak for the schema
+    except DatabaseError as exc:  # CHECK and NOT NULL constraints speak for the schema
         return web.json_response({"error": exc.explanation, "code": exc.code}, status=400)
     return web.json_response(body, status=201)
 
