@@ -53,6 +53,14 @@ Users
     (:class:`InMemoryCredentialStore`, or :class:`DatabaseCredentialStore` with tokens
     encrypted by a :class:`TokenCipher`). ``async with user_database(user_id, store=...)
     as db`` opens, migrates and always closes; :func:`current_database` finds it inside.
+
+The app object
+    :class:`UserDatabases` (``await UserDatabases.from_env()``, or from a store and
+    settings) is built once per app: ``async with dbs.scope(user_id) as db`` on every
+    request, with pooled connections, cached credentials and verified schemas, the
+    schema check riding in the first query; :class:`UserDatabaseUnavailable` carries an
+    :data:`Unavailable` error and an HTTP ``status``; :class:`StartupError` says why
+    ``from_env`` could not start.
 """
 
 from __future__ import annotations
@@ -61,6 +69,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from ._app import StartupError, Unavailable, UserDatabases
     from ._cipher import DecryptError, TokenCipher
     from ._connect import VerifiedCache, connect
     from ._database import Database, DatabaseTransaction
@@ -193,6 +202,7 @@ __all__ = [
     "Result",
     "Settings",
     "SettingsError",
+    "StartupError",
     "StatementError",
     "StatementFailed",
     "StoreCorrupt",
@@ -200,9 +210,11 @@ __all__ = [
     "StoreUnavailable",
     "StoredCredentials",
     "TokenCipher",
+    "Unavailable",
     "UnlistedMigrationFile",
     "UnwrapError",
     "UserDatabaseUnavailable",
+    "UserDatabases",
     "UserIdRejected",
     "VerifiedCache",
     "apply_migrations",
@@ -280,6 +292,7 @@ _EXPORTS: dict[str, str] = {
     "Result": ".core._result",
     "Settings": "._settings",
     "SettingsError": "._settings",
+    "StartupError": "._app",
     "StatementError": ".core._migrations",
     "StatementFailed": ".core._migration_errors",
     "StoreCorrupt": "._store",
@@ -288,8 +301,10 @@ _EXPORTS: dict[str, str] = {
     "StoredCredentials": "._store",
     "TokenCipher": "._cipher",
     "UnlistedMigrationFile": ".core._migrations",
+    "Unavailable": "._app",
     "UnwrapError": ".core._result",
     "UserDatabaseUnavailable": "._scope",
+    "UserDatabases": "._app",
     "UserIdRejected": "._provision",
     "VerifiedCache": "._connect",
     "apply_migrations": "._migrate",

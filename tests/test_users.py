@@ -440,7 +440,8 @@ async def test_open_failures_are_reported_as_such(turso: LocalTursoServer) -> No
     with pytest.raises(UserDatabaseUnavailable) as unreachable:
         async with user_database(bad):
             pass
-    assert unreachable.value.error.code is ConnectErrorCode.NETWORK_ERROR  # type: ignore[attr-defined]
+    assert isinstance(unreachable.value.error, ConnectError)  # typed: the Unavailable union
+    assert unreachable.value.error.code is ConnectErrorCode.NETWORK_ERROR
 
 
 async def test_a_rotated_token_is_replaced_mid_flight(turso: LocalTursoServer) -> None:

@@ -24,13 +24,21 @@ import aiohttp
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator
 
-__all__ = ["CONNECTION_LIMIT", "close_shared_sessions", "shared_session"]
+__all__ = [
+    "CONNECTION_LIMIT",
+    "SessionPool",
+    "close_shared_sessions",
+    "shared_pool",
+    "shared_session",
+]
 
 CONNECTION_LIMIT = 100
 """Connections the shared session keeps open at most, over all origins."""
 
 
-class _Pool:
+class _LoopSession:
+    """A session bound to one event loop, closed when that loop shuts down."""
+
     def __init__(self) -> None:
         self.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=CONNECTION_LIMIT))
         # The loop keeps only a weak reference to its async generators; this one is ours.
@@ -49,16 +57,43 @@ class _Pool:
             await self.session.close()
 
 
-_pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Pool] = weakref.WeakKeyDictionary()
+class SessionPool:
+    """One pooled session per event loop, made on first use, closed at the loop's
+    shutdown or by :meth:`aclose`. The library keeps one for every HTTP database; an app
+    object keeps its own, so closing it closes only its connections."""
+
+    def __init__(self) -> None:
+        self._sessions: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopSession] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def session(self) -> aiohttp.ClientSession:
+        """The running event loop's session."""
+        loop = asyncio.get_running_loop()
+        held = self._sessions.get(loop)
+        if held is None or held.session.closed:
+            held = self._sessions[loop] = _LoopSession()
+        return held.session
+
+    async def aclose(self) -> None:
+        """Close the running loop's session and its kept-alive connections now; the next
+        :meth:`session` makes a new one."""
+        held = self._sessions.pop(asyncio.get_running_loop(), None)
+        if held is not None:
+            await held.aclose()
+
+
+_shared = SessionPool()
+
+
+def shared_pool() -> SessionPool:
+    """The library's own pool, which every HTTP database uses unless told otherwise."""
+    return _shared
 
 
 def shared_session() -> aiohttp.ClientSession:
     """The running event loop's shared session, made on first use."""
-    loop = asyncio.get_running_loop()
-    pool = _pools.get(loop)
-    if pool is None or pool.session.closed:
-        pool = _pools[loop] = _Pool()
-    return pool.session
+    return _shared.session()
 
 
 async def close_shared_sessions() -> None:
@@ -67,6 +102,4 @@ async def close_shared_sessions() -> None:
     Databases opened afterwards get a new one. Not needed under ``asyncio.run`` or any
     ``asyncio.Runner``, which close it at shutdown.
     """
-    pool = _pools.pop(asyncio.get_running_loop(), None)
-    if pool is not None:
-        await pool.aclose()
+    await _shared.aclose()
