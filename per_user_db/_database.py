@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from libsql_client import Client, ResultSet, Row, Statement, Transaction
 
+from ._rows import RowModel
 from ._transports._base import DatabaseError
 from .core._deferred import guarded_atomic_batch, guarded_execute
 from .core._errors import ConnectErrorCode
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
     from libsql_client import InArgs, InStatement
 
     from ._deferred import DeferredCheck
+    from ._rows import Model
     from ._transports._base import Stream, Transport
     from .core._hrana import BatchResult, HranaError, StreamRequest, StreamResult
     from .core._urls import DatabaseUrl
@@ -193,6 +195,15 @@ class Database(Client):
     async def execute(self, stmt: InStatement, args: InArgs = None) -> ResultSet:
         return await self._execute(to_stmt(stmt, args))
 
+    async def fetch(
+        self, stmt: InStatement, args: InArgs = None, *, into: type[Model]
+    ) -> list[Model]:
+        """Run ``stmt`` and build an ``into`` (a dataclass, NamedTuple or TypedDict class)
+        from each row, by column name; a column it does not declare, or a required field no
+        column fills, is a ``TypeError``. ``into`` is checked before the statement runs."""
+        model = RowModel.of(into)
+        return model.build(await self.execute(stmt, args))
+
     async def _execute(self, converted: Stmt) -> ResultSet:
         guard = self._pending_guard()
         if guard is not None:
@@ -315,6 +326,13 @@ class DatabaseTransaction(Transaction):
                 expect_execute(begin)
                 self._started = True
         return to_result_set(expect_execute(result))
+
+    async def fetch(
+        self, stmt: InStatement, args: InArgs = None, *, into: type[Model]
+    ) -> list[Model]:
+        """:meth:`Database.fetch` inside the transaction."""
+        model = RowModel.of(into)
+        return model.build(await self.execute(stmt, args))
 
     async def _finish(self, sql: str) -> None:
         async with self._lock:
