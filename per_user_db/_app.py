@@ -169,6 +169,8 @@ class UserDatabases:
     object verified that recently: a schema changed by other means in that window goes
     unnoticed until then. ``credentials_ttl`` (default 60; 0 off) serves a user's
     credentials from memory, never a token that expires within ``margin``.
+    ``allow_ahead`` accepts a database that newer code already migrated further (during
+    a rolling deploy, with migrations that only add), instead of answering 503.
     """
 
     def __init__(
@@ -180,6 +182,7 @@ class UserDatabases:
         lazy: bool = True,
         verified_ttl: float = 60.0,
         credentials_ttl: float = 60.0,
+        allow_ahead: bool = False,
         margin: dt.timedelta = DEFAULT_MARGIN,
         request_timeout: float = DEFAULT_TIMEOUT,
         max_cached_users: int = 10_000,
@@ -191,6 +194,7 @@ class UserDatabases:
         self.settings = settings
         self._migrations = migrations
         self._lazy = lazy
+        self._allow_ahead = allow_ahead
         self._migrate = True
         self._verified = (
             VerifiedCache(verified_ttl, max_entries=max_cached_users, clock=clock)
@@ -343,6 +347,7 @@ class UserDatabases:
             credentials.auth_token,
             migrate=self._migrate,
             migrations=self._migrations,
+            allow_ahead=self._allow_ahead,
             lazy=self._lazy,
             cache=self._verified,
             request_timeout=self._timeout,

@@ -16,8 +16,10 @@ import pytest
 
 from per_user_db import (
     Credentials,
+    DatabaseAhead,
     DatabaseError,
     InMemoryCredentialStore,
+    MigrationFailedError,
     NotProvisioned,
     Ok,
     StartupError,
@@ -25,6 +27,7 @@ from per_user_db import (
     UserDatabaseUnavailable,
     current_database,
 )
+from per_user_db._bundled import bundled_migrations
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -222,3 +225,24 @@ def test_credentials_stay_out_of_reprs() -> None:
     )
     assert "secret-token" not in repr(dbs)
     assert "user-1" not in repr(dbs._credentials)
+
+
+async def test_a_database_ahead_is_refused_unless_allowed(tmp_path: Path) -> None:
+    head = bundled_migrations()
+    older = dataclasses.replace(head, migrations=head.migrations[:-1])
+    user = Credentials(name="u", url=f"file:{tmp_path / 'u.db'}", auth_token=None, expires_at=None)
+    async with UserDatabases(store=InMemoryCredentialStore()) as newer:
+        async with newer.scope(user) as db:  # newer code migrated it to the head
+            await db.execute("SELECT 1")
+    async with UserDatabases(store=InMemoryCredentialStore(), migrations=older) as strict:
+        async with strict.scope(user) as db:
+            with pytest.raises(MigrationFailedError) as info:
+                await db.execute("SELECT count(*) FROM programs")
+            assert isinstance(info.value.error, DatabaseAhead)
+    async with (
+        UserDatabases(
+            store=InMemoryCredentialStore(), migrations=older, allow_ahead=True
+        ) as rolling,
+        rolling.scope(user) as db,
+    ):
+        assert (await db.execute("SELECT count(*) FROM programs"))[0][0] == 0
