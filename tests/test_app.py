@@ -231,18 +231,14 @@ async def test_a_database_ahead_is_refused_unless_allowed(tmp_path: Path) -> Non
     head = bundled_migrations()
     older = dataclasses.replace(head, migrations=head.migrations[:-1])
     user = Credentials(name="u", url=f"file:{tmp_path / 'u.db'}", auth_token=None, expires_at=None)
-    async with UserDatabases(store=InMemoryCredentialStore()) as newer:
-        async with newer.scope(user) as db:  # newer code migrated it to the head
-            await db.execute("SELECT 1")
-    async with UserDatabases(store=InMemoryCredentialStore(), migrations=older) as strict:
-        async with strict.scope(user) as db:
-            with pytest.raises(MigrationFailedError) as info:
-                await db.execute("SELECT count(*) FROM programs")
-            assert isinstance(info.value.error, DatabaseAhead)
-    async with (
-        UserDatabases(
-            store=InMemoryCredentialStore(), migrations=older, allow_ahead=True
-        ) as rolling,
-        rolling.scope(user) as db,
-    ):
+    newer = UserDatabases(store=InMemoryCredentialStore())
+    async with newer, newer.scope(user) as db:  # newer code migrated it to the head
+        await db.execute("SELECT 1")
+    strict = UserDatabases(store=InMemoryCredentialStore(), migrations=older)
+    async with strict, strict.scope(user) as db:
+        with pytest.raises(MigrationFailedError) as info:
+            await db.execute("SELECT count(*) FROM programs")
+        assert isinstance(info.value.error, DatabaseAhead)
+    rolling = UserDatabases(store=InMemoryCredentialStore(), migrations=older, allow_ahead=True)
+    async with rolling, rolling.scope(user) as db:
         assert (await db.execute("SELECT count(*) FROM programs"))[0][0] == 0
