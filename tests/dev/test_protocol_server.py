@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from typing import TYPE_CHECKING
 
 import aiohttp
@@ -267,12 +266,10 @@ async def test_two_databases_run_in_parallel(server: Server) -> None:
     )
     slow_task = asyncio.ensure_future(server.pipeline([slow, CloseRequest()], db="main"))
     await asyncio.sleep(0.05)
-    started = time.perf_counter()
     quick = await server.pipeline([ex("SELECT 1"), CloseRequest()], db="other")
-    quick_elapsed = time.perf_counter() - started
     assert rows(quick.results[0]) == [(1,)]
-    assert not slow_task.done(), "the slow query finished too soon to prove anything"
-    assert quick_elapsed < 0.2
+    # Had the two run one after the other, the slow one would have answered first.
+    assert not slow_task.done(), "the quick query waited for the slow one"
     assert rows((await slow_task).results[0]) == [(3000000,)]
 
 
