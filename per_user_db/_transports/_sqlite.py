@@ -188,11 +188,13 @@ class SqliteWorker:
         read_only: bool = False,
         busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
         create: bool = True,
+        prepare: Callable[[sqlite3.Connection], None] | None = None,
     ) -> SqliteWorker:
         """Open ``path`` (or ``":memory:"``) on a new worker thread.
 
         ``read_only`` sets ``PRAGMA query_only`` so every write fails with
         ``SQLITE_READONLY``; ``create=False`` fails instead of creating a missing file.
+        ``prepare`` runs on the connection first, on its thread (the local server's guard).
         Raises ``sqlite3.Error`` if the database cannot be opened.
         """
         target = os.fspath(path)
@@ -200,9 +202,14 @@ class SqliteWorker:
         _Carrier.take().sessions.put(worker._serve)
 
         def connect() -> None:
-            worker._conn = _connect(
-                target, read_only=read_only, busy_timeout=busy_timeout, create=create
-            )
+            conn = _connect(target, read_only=read_only, busy_timeout=busy_timeout, create=create)
+            if prepare is not None:
+                try:
+                    prepare(conn)
+                except BaseException:
+                    conn.close()
+                    raise
+            worker._conn = conn
             worker._busy_timeout_ms = round(busy_timeout * 1000)
 
         try:

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, TypeAlias
 from per_user_db._transports._sqlite import SqliteWorker
 from per_user_db.core._hrana import HranaError
 from per_user_db.core._result import Err, Ok
+from per_user_db.dev._guard import guard_connection
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -214,17 +215,24 @@ class ProtocolServerState:
                     HranaError(message=f"database {database!r} does not exist", code="NOT_FOUND")
                 )
             await self.create_database(database)
-        worker = await SqliteWorker.open(
-            self.database_path(database),
-            read_only=access is Access.READ_ONLY,
-            busy_timeout=self.busy_timeout,
-            create=False,
-        )
+        worker = await self.open_worker(database, access)
         stream = Stream(
             database=database, access=access, worker=worker, baton=_new_baton(), last_used=now
         )
         self._streams[stream.baton] = stream
         return Ok(stream)
+
+    async def open_worker(self, database: str, access: Access) -> SqliteWorker:
+        """A connection to ``database`` for a client, under the guard of :mod:`._guard`
+        (raises ``sqlite3.Error`` if SQLite cannot open it)."""
+        read_only = access is Access.READ_ONLY
+        return await SqliteWorker.open(
+            self.database_path(database),
+            read_only=read_only,
+            busy_timeout=self.busy_timeout,
+            create=False,
+            prepare=guard_connection(read_only=read_only),
+        )
 
     def find_stream(self, baton: str, database: str, now: float) -> Stream | StreamRefusal:
         """The stream a baton names; checked again by the caller once it holds the lock."""

@@ -415,12 +415,7 @@ class _Connection:
                 return HranaError(message=f"database {name!r} does not exist", code="NOT_FOUND")
             await state.create_database(name)
         try:
-            return await SqliteWorker.open(
-                state.database_path(name),
-                read_only=access is Access.READ_ONLY,
-                busy_timeout=state.busy_timeout,
-                create=False,
-            )
+            return await state.open_worker(name, access)
         except sqlite3.Error as exc:
             error = hrana_error_from_sqlite(exc)
             return HranaError(
