@@ -34,7 +34,7 @@ import sqlite3
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from per_user_db.core._hrana import (
     AndCond,
@@ -163,6 +163,7 @@ class SqliteWorker:
         "_guard",
         "_jobs",
         "_name",
+        "_time_limit",
         "_unfinished",
     )
 
@@ -179,6 +180,7 @@ class SqliteWorker:
         self._busy_wait_off = False  # run_inline turned SQLite's busy wait off
         # Jobs submitted and not yet done on the worker thread; counted on the loop's.
         self._unfinished = 0
+        self._time_limit: float | None = None
 
     @classmethod
     async def open(
@@ -189,16 +191,20 @@ class SqliteWorker:
         busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
         create: bool = True,
         prepare: Callable[[sqlite3.Connection], None] | None = None,
+        time_limit: float | None = None,
     ) -> SqliteWorker:
         """Open ``path`` (or ``":memory:"``) on a new worker thread.
 
         ``read_only`` sets ``PRAGMA query_only`` so every write fails with
         ``SQLITE_READONLY``; ``create=False`` fails instead of creating a missing file.
         ``prepare`` runs on the connection first, on its thread (the local server's guard).
+        ``time_limit`` (seconds) interrupts a job still running after that long: its
+        statement fails with ``SQLITE_INTERRUPT`` and the thread is free again.
         Raises ``sqlite3.Error`` if the database cannot be opened.
         """
         target = os.fspath(path)
         worker = cls(pathlib.Path(target).name or target)
+        worker._time_limit = time_limit
         _Carrier.take().sessions.put(worker._serve)
 
         def connect() -> None:
@@ -295,11 +301,13 @@ class SqliteWorker:
     async def close(self) -> None:
         """Close the connection and let the thread end; later calls do nothing.
 
-        A transaction still open is rolled back by SQLite when the connection closes.
+        A statement still running is interrupted; a transaction still open is rolled back
+        by SQLite when the connection closes.
         """
         if self._closed:
             return
         self._closed = True
+        self._interrupt()  # a runaway statement must not hold the close up
 
         def disconnect() -> None:
             conn, self._conn = self._conn, None
@@ -316,16 +324,26 @@ class SqliteWorker:
         job: _Job[_T] = _Job(fn=fn, loop=loop, future=loop.create_future())
         self._unfinished += 1
         self._jobs.put(job)  # type: ignore[arg-type]  # the queue erases the job's type
+        limit = None
+        if self._time_limit is not None:
+            limit = loop.call_later(self._time_limit, self._interrupt, job)
         try:
             return await job.future
         except asyncio.CancelledError:
             job.abandoned.set()
-            with self._guard:
-                if self._current is job:
-                    conn = self._conn
-                    if conn is not None:
-                        conn.interrupt()
+            self._interrupt(job)
             raise
+        finally:
+            if limit is not None:
+                limit.cancel()
+
+    def _interrupt(self, job: _Job[Any] | None = None) -> None:
+        """Interrupt the running statement, if it belongs to ``job`` (None: any job)."""
+        with self._guard:
+            if self._current is not None and (job is None or self._current is job):
+                conn = self._conn
+                if conn is not None:
+                    conn.interrupt()
 
     def _serve(self) -> None:
         while (job := self._jobs.get()) is not _STOP:

@@ -12,12 +12,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import ipaddress
 import shlex
+import sys
 from pathlib import Path
 
 from per_user_db.dev._local_turso import DEFAULT_MAX_DATABASES
 from per_user_db.dev._platform import create_local_turso_app, local_turso
-from per_user_db.dev._server import create_protocol_app, serve
+from per_user_db.dev._server import DEFAULT_STATEMENT_TIMEOUT, create_protocol_app, serve
 from per_user_db.dev._tls import LocalCertificates, ensure_certificates
 
 __all__ = ["main"]
@@ -37,15 +39,45 @@ def _non_negative(text: str) -> float:
     return value
 
 
-def _parse(argv: list[str] | None) -> argparse.Namespace:
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 65535, got {value}")
+    return value
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _parse(argv: list[str] | None, prog: str) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m per_user_db.dev",
+        prog=prog,
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         description="A local Turso: Turso's Platform API at http://HOST:PORT/v1/ and the "
         "databases DIR/<name>.db over Hrana at http://HOST:PORT/db/<name>/ "
         "(https:// with --tls).",
     )
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    parser.add_argument("--port", type=int, default=8080, help="TCP port (0: any free port)")
+    parser.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on; anything but loopback needs --allow-remote",
+    )
+    parser.add_argument(
+        "--allow-remote",
+        action="store_true",
+        help="listen on a non-loopback --host: anyone who reaches it can use the API and "
+        "every database with the printed token, over plain HTTP unless --tls",
+    )
+    parser.add_argument("--port", type=_port, default=8080, help="TCP port (0: any free port)")
     parser.add_argument(
         "--data-dir",
         type=Path,
@@ -87,13 +119,24 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         "--stream-idle-timeout", type=float, default=10.0, help="seconds before a stream expires"
     )
     parser.add_argument(
+        "--statement-timeout",
+        type=_non_negative,
+        default=DEFAULT_STATEMENT_TIMEOUT,
+        help="seconds a request's SQL may run before it is interrupted (0: no limit)",
+    )
+    parser.add_argument(
         "--tls",
         action="store_true",
         help="serve HTTPS with a certificate from a local CA in DATA_DIR/tls/ (made on the "
         "first start), so that libsql:// + Hostname works unchanged in every client that "
         "trusts the CA; prints the variables to set",
     )
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if not _is_loopback(args.host) and not args.allow_remote:
+        parser.error(
+            f"--host {args.host} is not a loopback address; add --allow-remote to listen there"
+        )
+    return args
 
 
 async def _serve(args: argparse.Namespace) -> None:
@@ -103,6 +146,7 @@ async def _serve(args: argparse.Namespace) -> None:
             args.data_dir,
             stream_idle_timeout=args.stream_idle_timeout,
             create_on_demand=args.create_on_demand,
+            statement_timeout=args.statement_timeout or None,
         )
         certificates = ensure_certificates(args.data_dir / "tls") if args.tls else None
         context = None if certificates is None else certificates.server_context()
@@ -124,6 +168,7 @@ async def _serve(args: argparse.Namespace) -> None:
         fail_rate=args.fail_rate,
         seed=args.seed,
         stream_idle_timeout=args.stream_idle_timeout,
+        statement_timeout=args.statement_timeout or None,
         tls=args.tls,
     )
     turso = local_turso(app)
@@ -156,11 +201,23 @@ def _print_trust(certificates: LocalCertificates | None) -> None:
     )
 
 
-def main(argv: list[str] | None = None) -> None:
-    args = _parse(argv)
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_serve(args))
+def main(argv: list[str] | None = None, *, prog: str = "per-user-db dev") -> None:
+    args = _parse(argv, prog)
+    if args.allow_remote and not _is_loopback(args.host):
+        print(
+            f"warning: listening on {args.host}: anyone who can reach it can use the Platform "
+            "API and every database with the printed token"
+            + ("" if args.tls else ", and all of it travels unencrypted (add --tls)"),
+            file=sys.stderr,
+            flush=True,
+        )
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(_serve(args))
+    except OSError as exc:  # the port is taken, the address is not ours, the folder is not
+        print(f"{prog}: cannot start: {exc.strerror or exc}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":
-    main()
+    main(prog="python -m per_user_db.dev")

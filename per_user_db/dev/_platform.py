@@ -46,6 +46,7 @@ from per_user_db.dev._registry import (
     Registry,
 )
 from per_user_db.dev._server import (
+    DEFAULT_STATEMENT_TIMEOUT,
     SERVER_VERSION,
     TLS_CONTEXT,
     create_protocol_app,
@@ -92,6 +93,7 @@ def create_local_turso_app(
     public_host: str | None = None,
     clock: Callable[[], float] = time.time,
     stream_idle_timeout: float = 10.0,
+    statement_timeout: float | None = DEFAULT_STATEMENT_TIMEOUT,
     tls: bool = False,
 ) -> web.Application:
     """An app serving the Platform API under ``/v1/`` and databases under ``/db/<name>/``.
@@ -102,6 +104,8 @@ def create_local_turso_app(
     from a generator seeded by ``seed``. ``clock`` (unix seconds) decides token
     ``iat``/``exp`` and their checks; tests pass a fake one to expire tokens at once.
     ``public_host`` replaces the ``Host`` header in ``Hostname`` (behind a proxy).
+    ``statement_timeout`` (seconds, None: no limit) interrupts a request's SQL that runs
+    longer (see :func:`create_protocol_app`).
 
     ``tls`` serves everything over HTTPS (:func:`serve` picks the context up from the
     app) with a certificate for 127.0.0.1, ::1 and localhost, signed by a CA made on the
@@ -120,6 +124,7 @@ def create_local_turso_app(
         data_dir,
         authorize=token_authorizer(registry, clock),
         stream_idle_timeout=stream_idle_timeout,
+        statement_timeout=statement_timeout,
     )
     app[LOCAL_TURSO] = LocalTurso(
         org=org,
@@ -208,6 +213,8 @@ async def _json_object(request: web.Request) -> dict[str, object] | web.Response
         body = json.loads(await request.read())
     except (UnicodeDecodeError, ValueError):
         return _bad_request("the request body must be a JSON object")
+    except RecursionError:
+        return _bad_request("the request body is nested too deeply")
     if not isinstance(body, dict):
         return _bad_request("the request body must be a JSON object")
     return body

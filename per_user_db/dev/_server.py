@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
+import anyio
 from aiohttp import web
 
 from per_user_db._transports._sqlite import execute_batch, run_stream_requests
@@ -81,6 +82,12 @@ TLS_CONTEXT: web.AppKey[ssl.SSLContext] = web.AppKey("per_user_db.tls_context", 
 """Set on an app that is to be served over HTTPS (the local Turso's TLS mode)."""
 
 
+DEFAULT_STATEMENT_TIMEOUT = 30.0
+"""Seconds a request's SQL may run on the local server: as long as the client library's
+own request timeout, after which nobody waits for the answer. sqld itself has no limit,
+and interrupts a statement only when its client goes away, as the local server also does."""
+
+
 def create_protocol_app(
     data_dir: str | os.PathLike[str],
     *,
@@ -88,12 +95,16 @@ def create_protocol_app(
     stream_idle_timeout: float = 10.0,
     create_on_demand: bool = False,
     busy_timeout: float = 5.0,
+    statement_timeout: float | None = DEFAULT_STATEMENT_TIMEOUT,
 ) -> web.Application:
     """An aiohttp application serving the SQLite databases in ``data_dir``.
 
     ``authorize(token, database)`` decides access per request (default: read-write for
     everyone). A missing database is a 404 unless ``create_on_demand``; otherwise create
     databases through :func:`protocol_state` ``(app).create_database(name)``.
+    ``statement_timeout`` (seconds; None: no limit) interrupts a request's SQL still
+    running after that long (``SQLITE_INTERRUPT``). A client that disconnects, and a
+    server that stops, interrupt theirs at once.
     """
     state = ProtocolServerState(
         Path(data_dir),
@@ -101,6 +112,7 @@ def create_protocol_app(
         stream_idle_timeout=stream_idle_timeout,
         create_on_demand=create_on_demand,
         busy_timeout=busy_timeout,
+        statement_timeout=statement_timeout,
     )
     app = web.Application(middlewares=[_count_and_map_errors])
     app[PROTOCOL_STATE] = state
@@ -159,7 +171,8 @@ async def serve(
     """
     if ssl_context is None:
         ssl_context = app.get(TLS_CONTEXT)
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
+    # A handler whose client went away is cancelled, which interrupts its SQL.
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0, handler_cancellation=True)
     await runner.setup()
     try:
         site = web.TCPSite(runner, host, port, ssl_context=ssl_context)
@@ -342,9 +355,10 @@ async def _pipeline(request: web.Request, *, version: int) -> web.Response:
             return _error(400, "unknown baton: it was already used", "BATON_INVALID")
         requests = pipeline.requests
         # One job on the stream's thread for the whole pipeline: one hop, not one per request.
-        ran = await stream.worker.run(
-            lambda conn: run_stream_requests(conn, requests, stream.stored_sql, version=version)
-        )
+        async with _dropped_if_cancelled(state, stream):
+            ran = await stream.worker.run(
+                lambda conn: run_stream_requests(conn, requests, stream.stored_sql, version=version)
+            )
         results = [_explain(stream, result) for result in ran]
         if pipeline.requests and isinstance(pipeline.requests[-1], CloseRequest):
             await state.close_stream(stream)
@@ -355,6 +369,19 @@ async def _pipeline(request: web.Request, *, version: int) -> web.Response:
         PipelineResponse(baton=next_baton, base_url=None, results=tuple(results))
     )
     return web.Response(body=body, content_type="application/json")
+
+
+@contextlib.asynccontextmanager
+async def _dropped_if_cancelled(state: ProtocolServerState, stream: Stream) -> AsyncIterator[None]:
+    """The client went away (or the server is stopping) while the stream's SQL ran: the
+    cancellation interrupted the statement, and nobody holds the next baton, so the
+    stream, and any transaction on it, go now rather than at its idle expiry."""
+    try:
+        yield
+    except asyncio.CancelledError:
+        with anyio.CancelScope(shield=True):
+            await state.close_stream(stream)
+        raise
 
 
 def _explain(stream: Stream, result: StreamResult) -> StreamResult:
@@ -403,7 +430,8 @@ async def _cursor(request: web.Request) -> web.StreamResponse:
             return _error(400, "unknown baton: it was already used", "BATON_INVALID")
         stored = dict(stream.stored_sql)
         batch = cursor.batch
-        ran = await stream.worker.run(lambda conn: execute_batch(conn, batch, stored))
+        async with _dropped_if_cancelled(state, stream):
+            ran = await stream.worker.run(lambda conn: execute_batch(conn, batch, stored))
         next_baton = state.rotate_baton(stream, asyncio.get_running_loop().time())
     lines = [encode_cursor_header(CursorHeader(baton=next_baton, base_url=None))]
     match ran:

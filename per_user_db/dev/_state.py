@@ -141,6 +141,7 @@ class ProtocolServerState:
         create_on_demand: bool,
         busy_timeout: float = 5.0,
         max_streams: int = 512,
+        statement_timeout: float | None = None,
     ) -> None:
         self.data_dir = data_dir
         self.authorize = authorize
@@ -148,6 +149,7 @@ class ProtocolServerState:
         self.create_on_demand = create_on_demand
         self.busy_timeout = busy_timeout
         self.max_streams = max_streams
+        self.statement_timeout = statement_timeout
         self.counts = RequestCounts()
         self._streams: dict[str, Stream] = {}
         self._expired: collections.OrderedDict[str, None] = collections.OrderedDict()
@@ -232,6 +234,7 @@ class ProtocolServerState:
             busy_timeout=self.busy_timeout,
             create=False,
             prepare=guard_connection(read_only=read_only),
+            time_limit=self.statement_timeout,
         )
 
     def find_stream(self, baton: str, database: str, now: float) -> Stream | StreamRefusal:

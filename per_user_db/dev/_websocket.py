@@ -241,6 +241,8 @@ class _Connection:
             message = json.loads(text)
         except ValueError:
             await self._protocol_error("message is not valid JSON")
+        except RecursionError:
+            await self._protocol_error("message is nested too deeply")
         if not isinstance(message, dict):
             await self._protocol_error("message is not a JSON object")
         kind = message.get("type")

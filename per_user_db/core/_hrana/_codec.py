@@ -275,20 +275,31 @@ def _dec_stmt(raw: object, where: str) -> Stmt:
     return Stmt(sql=sql, sql_id=sql_id, args=args, named_args=named, want_rows=want_rows)
 
 
-def _dec_cond(raw: object, where: str) -> Cond:
+MAX_CONDITION_DEPTH = 32
+"""How deeply batch conditions may nest (``not``/``and``/``or``): far more than any client
+builds, and a bound on the recursion a request can cause."""
+
+
+def _dec_cond(raw: object, where: str, depth: int = 1) -> Cond:
+    if depth > MAX_CONDITION_DEPTH:
+        raise ProtocolError(f"{where}: conditions nest deeper than {MAX_CONDITION_DEPTH}")
     d = _as_object(raw, where)
     kind = _get_str(d, "type", where)
+
+    def inner(item: object, path: str) -> Cond:
+        return _dec_cond(item, path, depth + 1)
+
     match kind:
         case "ok":
             return OkCond(step=_get_int(d, "step", where))
         case "error":
             return ErrorCond(step=_get_int(d, "step", where))
         case "not":
-            return NotCond(cond=_dec_cond(_get(d, "cond", where), f"{where}.cond"))
+            return NotCond(cond=inner(_get(d, "cond", where), f"{where}.cond"))
         case "and":
-            return AndCond(conds=_each(_get_list(d, "conds", where), f"{where}.conds", _dec_cond))
+            return AndCond(conds=_each(_get_list(d, "conds", where), f"{where}.conds", inner))
         case "or":
-            return OrCond(conds=_each(_get_list(d, "conds", where), f"{where}.conds", _dec_cond))
+            return OrCond(conds=_each(_get_list(d, "conds", where), f"{where}.conds", inner))
         case "is_autocommit":
             return IsAutocommitCond()
         case _:

@@ -64,6 +64,10 @@ def _load_json(body: bytes | str, where: str) -> object:
         raise
     except (ValueError, UnicodeDecodeError) as exc:
         raise ProtocolError(f"{where}: not valid JSON ({exc})") from None
+    except RecursionError:
+        # json's parser recurses per level: a hostile body of thousands of brackets is
+        # refused here instead of escaping as a server error.
+        raise ProtocolError(f"{where}: nested too deeply") from None
 
 
 def _dump_json(obj: object) -> bytes:

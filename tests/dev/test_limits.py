@@ -1,0 +1,176 @@
+"""The local Turso bounds what it accepts: time, nesting, and how it starts and stops.
+
+Real servers on 127.0.0.1 (in process, or ``python -m per_user_db.dev`` in a child
+process for signals and start-up), real files.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+from typing import TYPE_CHECKING
+
+import aiohttp
+
+from per_user_db.core._hrana import (
+    CloseRequest,
+    ExecuteRequest,
+    Stmt,
+    decode_pipeline_response,
+    encode_pipeline_request,
+)
+from per_user_db.dev import (
+    create_local_turso_app,
+    create_protocol_app,
+    local_turso,
+    protocol_state,
+    serve,
+)
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+RUNAWAY = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c"
+
+
+def body(*sql: str) -> bytes:
+    return encode_pipeline_request(
+        None, [*(ExecuteRequest(stmt=Stmt(sql=s)) for s in sql), CloseRequest()]
+    )
+
+
+async def test_a_runaway_query_is_interrupted_at_the_time_limit(tmp_path: Path) -> None:
+    app = create_protocol_app(tmp_path, statement_timeout=0.3)
+    await protocol_state(app).create_database("db")
+    async with serve(app) as address, aiohttp.ClientSession() as session:
+        url = address.database_url("db") + "v3/pipeline"
+        bounded = aiohttp.ClientTimeout(total=20)  # fail, not hang, if nothing interrupts it
+        async with session.post(url, data=body(RUNAWAY), timeout=bounded) as response:
+            assert response.status == 200
+            (result, _) = decode_pipeline_response(await response.read()).results
+        assert json.dumps(str(result)).count("SQLITE_INTERRUPT") == 1
+        async with session.post(url, data=body("SELECT 1")) as response:  # still serving
+            assert response.status == 200
+
+
+async def test_a_client_that_gives_up_frees_the_server(tmp_path: Path) -> None:
+    app = create_protocol_app(tmp_path, statement_timeout=None)  # only the disconnect stops it
+    state = protocol_state(app)
+    await state.create_database("db")
+    async with serve(app) as address, aiohttp.ClientSession() as session:
+        url = address.database_url("db") + "v3/pipeline"
+        try:
+            async with session.post(
+                url, data=body(RUNAWAY), timeout=aiohttp.ClientTimeout(total=0.3)
+            ):
+                pass
+        except TimeoutError:
+            pass
+        else:
+            raise AssertionError("the runaway query answered")
+        # Its stream closes once the interrupted statement returns: the thread is free.
+        for _ in range(100):
+            if state.open_streams == 0:
+                break
+            await asyncio.sleep(0.05)
+        assert state.open_streams == 0
+
+
+async def test_deeply_nested_json_is_a_clear_400(tmp_path: Path) -> None:
+    nested = b'{"baton": null, "requests": ' + b"[" * 5000 + b"]" * 5000 + b"}"
+    condition: dict[str, object] = {"type": "ok", "step": 0}
+    for _ in range(40):
+        condition = {"type": "not", "cond": condition}
+    steps = [{"stmt": {"sql": "SELECT 1"}}, {"stmt": {"sql": "SELECT 2"}, "condition": condition}]
+    deep_condition = json.dumps(
+        {"baton": None, "requests": [{"type": "batch", "batch": {"steps": steps}}]}
+    ).encode()
+    sql_side = create_protocol_app(tmp_path / "sql")
+    await protocol_state(sql_side).create_database("db")
+    async with serve(sql_side) as address, aiohttp.ClientSession() as session:
+        url = address.database_url("db") + "v3/pipeline"
+        for payload, words in ((nested, "nested too deeply"), (deep_condition, "nest deeper")):
+            async with session.post(url, data=payload) as response:
+                assert response.status == 400
+                assert words in await response.text()
+    platform = create_local_turso_app(tmp_path / "turso")
+    turso = local_turso(platform)
+    async with (
+        serve(platform) as address,
+        aiohttp.ClientSession() as session,
+        session.post(
+            f"{address.url}/v1/organizations/{turso.org}/databases",
+            data=b"[" * 5000 + b"]" * 5000,
+            headers={"Authorization": f"Bearer {turso.api_token}"},
+        ) as response,
+    ):
+        assert response.status == 400
+        assert "nested too deeply" in await response.text()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def start(tmp_path: Path, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "per_user_db.dev", "--data-dir", str(tmp_path / "data"), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+async def test_sigint_stops_the_server_during_a_runaway_query(tmp_path: Path) -> None:
+    port = free_port()
+    child = start(tmp_path, "--protocol-only", "--create-on-demand", "--port", str(port))
+    try:
+        assert child.stdout is not None
+        assert "serving" in child.stdout.readline()
+        url = f"http://127.0.0.1:{port}/db/main/v3/pipeline"
+        async with aiohttp.ClientSession() as session:
+            async with session.post(
+                url, data=body("CREATE TABLE t (x)", "INSERT INTO t VALUES (1)")
+            ):
+                pass
+            runaway = asyncio.ensure_future(session.post(url, data=body(RUNAWAY)))
+            await asyncio.sleep(0.5)  # the query is running on the server now
+            child.send_signal(signal.SIGINT)
+            await asyncio.to_thread(child.communicate, timeout=10)
+            runaway.cancel()
+        assert child.returncode == 0
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.communicate()
+    with sqlite3.connect(tmp_path / "data" / "main.db") as conn:  # intact after the stop
+        assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        assert conn.execute("SELECT x FROM t").fetchall() == [(1,)]
+
+
+def test_start_up_errors_are_one_line_with_exit_2(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        child = start(tmp_path, "--port", port)
+        _, err = child.communicate(timeout=30)
+    assert child.returncode == 2
+    assert err.strip().count("\n") == 0
+    assert "cannot start" in err
+    for args, words in (
+        (("--port", "99999"), "between 0 and 65535"),
+        (("--host", "0.0.0.0"), "--allow-remote"),
+    ):
+        child = start(tmp_path, *args)
+        _, err = child.communicate(timeout=30)
+        assert child.returncode == 2
+        assert words in err
+        assert "Traceback" not in err
