@@ -248,9 +248,11 @@ async def test_duration_is_the_clock_time_the_call_took(
 
 
 async def test_defaults_are_the_bundled_migrations(
-    file_db: tuple[Database, SecondConnection],
+    file_db: tuple[Database, SecondConnection], tmp_path: Path
 ) -> None:
     db, _ = file_db
+    two, _ = first_two(tmp_path)
+    assert (await migration_status(db, two)).unwrap().pending == two.migrations
     bundled = bundled_migrations()
     status = (await migration_status(db)).unwrap()
     assert status.pending == bundled.migrations
