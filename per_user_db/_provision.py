@@ -87,11 +87,14 @@ class ProvisionFailed:
     database_created: bool
 
     def __str__(self) -> str:
-        state = (
-            "the database exists but has no token yet; call again to finish"
-            if self.database_created
-            else "no database was created"
-        )
+        if self.database_created:
+            state = "the database exists but has no token yet; call again to finish"
+        elif self.error.status is not None and 400 <= self.error.status < 500:
+            state = "no database was created"
+        else:
+            # No answer (a timeout, a dropped connection), a server error or an unreadable
+            # success: the request may have created the database. Only a retry can tell.
+            state = "the database may or may not have been created; call again to finish"
         return f"could not {self.step.value} {self.name}: {self.error} ({state})"
 
 

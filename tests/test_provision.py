@@ -23,10 +23,20 @@ from per_user_db import (
     connect,
     create_database,
 )
-from per_user_db.core._platform import QuotaExceeded
+from per_user_db.core._platform import (
+    BadRequest,
+    InvalidResponse,
+    NetworkError,
+    PlatformError,
+    QuotaExceeded,
+    ServerError,
+    Timeout,
+)
 from per_user_db.core._tokens import decode_claims
 
 from .conftest import LocalTursoServer
+
+UNKNOWN = "the database may or may not have been created; call again to finish"
 
 
 async def create_ok(user_id: str, settings: Settings) -> Credentials:
@@ -246,3 +256,29 @@ def test_settings_from_env_reads_everything() -> None:
     assert "name-secret" not in repr(settings)
     embedded = Settings.from_env({}).unwrap()
     assert (embedded.backend.value, embedded.app_env) == ("embedded", "development")
+
+
+@pytest.mark.parametrize(
+    ("error", "state"),
+    [
+        (
+            QuotaExceeded(operation="create database", status=402, message="limit"),
+            "no database was created",
+        ),
+        (
+            BadRequest(operation="create database", status=400, message="bad name"),
+            "no database was created",
+        ),
+        (Timeout(operation="create database", status=None, message="no answer in 10 s"), UNKNOWN),
+        (NetworkError(operation="create database", status=None, message="reset"), UNKNOWN),
+        (ServerError(operation="create database", status=502, message="bad gateway"), UNKNOWN),
+        (InvalidResponse(operation="create database", status=200, message="not JSON"), UNKNOWN),
+    ],
+)
+def test_a_failed_create_says_whether_the_database_exists_only_when_it_knows(
+    error: PlatformError, state: str
+) -> None:
+    failed = ProvisionFailed(
+        name="next-lift-ci-user-x", step=CreateStep.CREATE, error=error, database_created=False
+    )
+    assert str(failed) == f"could not create the database next-lift-ci-user-x: {error} ({state})"
