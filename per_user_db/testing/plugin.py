@@ -99,12 +99,15 @@ def per_user_db_mocks() -> Iterator[PerUserDbMocks]:
         mocks.undo()
 
 
-@_async_fixture
-async def fake_turso(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeTurso]:
-    """A local Turso on 127.0.0.1, with the environment pointing at it for this test."""
+@pytest.fixture
+def fake_turso(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeTurso]:
+    """A local Turso on 127.0.0.1, with the environment pointing at it for this test.
+
+    It runs on a thread and event loop of its own, so plain tests with a synchronous
+    client (FastAPI's ``TestClient``) and async tests alike can use it."""
     from per_user_db.testing._fake_turso import running_fake_turso
 
-    async with running_fake_turso(tmp_path / "fake-turso") as turso:
+    with running_fake_turso(tmp_path / "fake-turso") as turso:
         for name in turso.cleared_env:
             monkeypatch.delenv(name, raising=False)
         for name, value in turso.env.items():
