@@ -9,13 +9,16 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from examples.aiohttp_app import create_app
-from per_user_db import InMemoryCredentialStore
+from per_user_db import InMemoryCredentialStore, Ok, Result, StartupError, UserDatabases
 from per_user_db.testing import FakeTurso
 
 
 @pytest.fixture
 async def client(fake_turso: FakeTurso) -> AsyncIterator[TestClient[web.Request, web.Application]]:
-    app = create_app(store=InMemoryCredentialStore(), settings=fake_turso.settings)
+    async def factory() -> Result[UserDatabases, StartupError]:
+        return Ok(UserDatabases(store=InMemoryCredentialStore(), settings=fake_turso.settings))
+
+    app = create_app(factory)
     async with TestClient(TestServer(app, host="127.0.0.1")) as test_client:
         yield test_client
 
@@ -58,6 +61,9 @@ async def test_unknown_and_anonymous_users(
     client: TestClient[web.Request, web.Application],
 ) -> None:
     unknown = await client.get("/me/programs", headers={"X-User-Id": "nobody"})
-    assert (unknown.status, (await unknown.json())["error"]) == (404, "sign up first")
+    assert (unknown.status, await unknown.json()) == (
+        404,
+        {"error": "no database has been set up for this user"},
+    )
     assert (await client.get("/me/programs")).status == 401
     assert (await client.post("/signup", json={})).status == 400
