@@ -11,7 +11,7 @@ import logging
 import sqlite3
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.abc
@@ -20,6 +20,7 @@ import anyio.to_thread
 import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+import per_user_db._users
 from per_user_db import (
     ConnectError,
     ConnectErrorCode,
@@ -59,7 +60,7 @@ from .conftest import LocalTursoServer
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
-    from per_user_db import StoreError
+    from per_user_db import Database, StoreError
     from per_user_db.turso import PlatformClient
 
 KEY = bytes(range(32))
@@ -1211,3 +1212,23 @@ async def test_setup_returns_the_failure_of_each_step(turso: LocalTursoServer) -
     assert isinstance(failed_migrate, Err)
     assert isinstance(failed_migrate.error, ConnectError)
     assert "boom" in str(failed_migrate.error)
+
+
+async def test_setup_closes_the_connection_it_migrated_through(
+    turso: LocalTursoServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    opened: list[Database] = []
+    real_connect = connect  # the one setup_user_database calls
+
+    async def recording(*args: Any, **kwargs: Any) -> Any:
+        result = await real_connect(*args, **kwargs)
+        if isinstance(result, Ok):
+            opened.append(result.value)
+        return result
+
+    monkeypatch.setattr(per_user_db._users, "connect", recording)
+    store = InMemoryCredentialStore()
+    await set_up(turso, store)  # creates, then migrates
+    await set_up(turso, store)  # only checks the schema
+    assert len(opened) == 2
+    assert all(db.closed for db in opened)
