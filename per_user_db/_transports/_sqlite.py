@@ -459,18 +459,12 @@ def resolve_sql(
     )
 
 
-class _NullForMissing(dict[str, Value]):
-    """Named arguments; a parameter nobody supplied binds NULL, as in SQLite itself."""
-
-    def __missing__(self, key: str) -> Value:
-        return None
-
-
 def _bindings(stmt: Stmt) -> tuple[Value, ...] | dict[str, Value]:
     if not stmt.named_args:
         return stmt.args
-    # sqlite3 looks names up without their prefix character (":x" -> "x").
-    return _NullForMissing((name.lstrip(":@$"), value) for name, value in stmt.named_args)
+    # sqlite3 looks names up without their prefix character (":x" -> "x"). A parameter
+    # nobody supplied is an ARGS_INVALID error, as sqld answers, not a silent NULL.
+    return {name.lstrip(":@$"): value for name, value in stmt.named_args}
 
 
 def execute_stmt(
@@ -496,13 +490,17 @@ def execute_stmt(
         try:
             rows = cursor.fetchall()
             description = cursor.description or ()
-            affected = max(cursor.rowcount, 0)
+            affected = cursor.rowcount
             rowid_after = cursor.lastrowid
         finally:
             cursor.close()
+        written = conn.total_changes - changes_before
+        if affected < 0:
+            # sqlite3 reports -1 for DML it does not recognise by its first word
+            # (WITH ... INSERT); SQLite's own count of the statement's rows is exact.
+            affected = conn.execute("SELECT changes()").fetchone()[0] if written else 0
     except (sqlite3.Error, OverflowError) as exc:
         return Err(hrana_error_from_sqlite(exc))
-    written = conn.total_changes - changes_before
     return Ok(
         StmtResult(
             cols=tuple(Col(name=column[0], decltype=None) for column in description),

@@ -172,12 +172,19 @@ def test_execute_returns_rows_cols_and_rowids(conn: sqlite3.Connection) -> None:
     assert hidden.value.rows == ()
 
 
-def test_named_args_with_any_prefix_and_missing_ones_bind_null(conn: sqlite3.Connection) -> None:
-    outcome = execute_stmt(
-        conn, Stmt(sql="SELECT :a, @b, $c, :d", named_args=((":a", 1), ("@b", 2), ("c", 3)))
-    )
+def test_named_args_with_any_prefix_bind_and_a_missing_one_is_an_error(
+    conn: sqlite3.Connection,
+) -> None:
+    named = ((":a", 1), ("@b", 2), ("c", 3))
+    outcome = execute_stmt(conn, Stmt(sql="SELECT :a, @b, $c", named_args=named))
     assert isinstance(outcome, Ok)
-    assert outcome.value.rows == ((1, 2, 3, None),)
+    assert outcome.value.rows == ((1, 2, 3),)
+    # sqld answers ARGS_INVALID ("value for parameter :d not found"); binding NULL would
+    # hide a typo in a parameter name.
+    missing = execute_stmt(conn, Stmt(sql="SELECT :a, :d", named_args=named))
+    assert isinstance(missing, Err)
+    assert missing.error.code == "ARGS_INVALID"
+    assert "d" in missing.error.message
 
 
 @pytest.mark.parametrize(
@@ -306,3 +313,22 @@ def test_describe(conn: sqlite3.Connection) -> None:
     broken = describe_sql(conn, "SELEKT")
     assert isinstance(broken, Err)
     assert broken.error.code == "SQL_PARSE_ERROR"
+
+
+def test_rows_affected_of_dml_behind_a_with_clause(conn: sqlite3.Connection) -> None:
+    # sqlite3's rowcount is -1 for DML that starts with WITH; sqld counts the rows.
+    conn.execute("CREATE TABLE counted (x)")
+    inserted = execute_stmt(
+        conn,
+        Stmt(sql="WITH v(x) AS (VALUES (1), (2), (3)) INSERT INTO counted SELECT x FROM v"),
+    )
+    updated = execute_stmt(
+        conn, Stmt(sql="WITH v(d) AS (VALUES (10)) UPDATE counted SET x = x + (SELECT d FROM v)")
+    )
+    selected = execute_stmt(conn, Stmt(sql="WITH a AS (SELECT 1) SELECT * FROM a"))
+    assert isinstance(inserted, Ok)
+    assert isinstance(updated, Ok)
+    assert isinstance(selected, Ok)
+    assert inserted.value.affected_row_count == 3
+    assert updated.value.affected_row_count == 3
+    assert selected.value.affected_row_count == 0
