@@ -88,6 +88,10 @@ own request timeout, after which nobody waits for the answer. sqld itself has no
 and interrupts a statement only when its client goes away, as the local server also does."""
 
 
+DEFAULT_TRANSACTION_TIMEOUT = 5.0
+"""Seconds an interactive transaction may stay open: sqld's TXN_TIMEOUT."""
+
+
 def create_protocol_app(
     data_dir: str | os.PathLike[str],
     *,
@@ -96,6 +100,7 @@ def create_protocol_app(
     create_on_demand: bool = False,
     busy_timeout: float = 5.0,
     statement_timeout: float | None = DEFAULT_STATEMENT_TIMEOUT,
+    transaction_timeout: float | None = DEFAULT_TRANSACTION_TIMEOUT,
 ) -> web.Application:
     """An aiohttp application serving the SQLite databases in ``data_dir``.
 
@@ -104,7 +109,9 @@ def create_protocol_app(
     databases through :func:`protocol_state` ``(app).create_database(name)``.
     ``statement_timeout`` (seconds; None: no limit) interrupts a request's SQL still
     running after that long (``SQLITE_INTERRUPT``). A client that disconnects, and a
-    server that stops, interrupt theirs at once.
+    server that stops, interrupt theirs at once. ``transaction_timeout`` rolls back an
+    interactive transaction held open longer (Turso's ~5 s); the stream's next request
+    then fails with ``TRANSACTION_TIMEOUT``.
     """
     state = ProtocolServerState(
         Path(data_dir),
@@ -113,6 +120,7 @@ def create_protocol_app(
         create_on_demand=create_on_demand,
         busy_timeout=busy_timeout,
         statement_timeout=statement_timeout,
+        transaction_timeout=transaction_timeout,
     )
     app = web.Application(middlewares=[_count_and_map_errors])
     app[PROTOCOL_STATE] = state
@@ -188,7 +196,8 @@ async def serve(
 
 async def _stream_reaper(app: web.Application) -> AsyncIterator[None]:
     state = app[PROTOCOL_STATE]
-    interval = min(1.0, max(0.02, state.stream_idle_timeout / 4))
+    shortest = min(state.stream_idle_timeout, state.transaction_timeout or float("inf"))
+    interval = min(1.0, max(0.02, shortest / 4))
     # Owned by this cleanup context: cancelled and awaited below, never left behind.
     reaper = asyncio.get_running_loop().create_task(_reap_forever(state, interval))
     try:
@@ -354,11 +363,20 @@ async def _pipeline(request: web.Request, *, version: int) -> web.Response:
         if not _baton_still_current(stream, pipeline.baton):
             return _error(400, "unknown baton: it was already used", "BATON_INVALID")
         requests = pipeline.requests
-        # One job on the stream's thread for the whole pipeline: one hop, not one per request.
-        async with _dropped_if_cancelled(state, stream):
-            ran = await stream.worker.run(
-                lambda conn: run_stream_requests(conn, requests, stream.stored_sql, version=version)
-            )
+        if stream.transaction_timed_out:
+            stream.transaction_timed_out = False
+            ran: tuple[StreamResult, ...] = tuple(_TIMED_OUT for _ in requests)
+        else:
+            # One job on the stream's thread for the whole pipeline: one hop, not one per
+            # request; it also says whether a transaction is left open.
+            async with _dropped_if_cancelled(state, stream):
+                ran, in_transaction = await stream.worker.run(
+                    lambda conn: (
+                        run_stream_requests(conn, requests, stream.stored_sql, version=version),
+                        conn.in_transaction,
+                    )
+                )
+            stream.ran(in_transaction=in_transaction, now=asyncio.get_running_loop().time())
         results = [_explain(stream, result) for result in ran]
         if pipeline.requests and isinstance(pipeline.requests[-1], CloseRequest):
             await state.close_stream(stream)
@@ -369,6 +387,15 @@ async def _pipeline(request: web.Request, *, version: int) -> web.Response:
         PipelineResponse(baton=next_baton, base_url=None, results=tuple(results))
     )
     return web.Response(body=body, content_type="application/json")
+
+
+_TIMED_OUT = StreamError(
+    error=HranaError(
+        message="the stream's transaction was rolled back after being open longer than the "
+        "server allows (about 5 s, as on Turso); start it again, and keep transactions short",
+        code="TRANSACTION_TIMEOUT",
+    )
+)
 
 
 @contextlib.asynccontextmanager
@@ -431,7 +458,10 @@ async def _cursor(request: web.Request) -> web.StreamResponse:
         stored = dict(stream.stored_sql)
         batch = cursor.batch
         async with _dropped_if_cancelled(state, stream):
-            ran = await stream.worker.run(lambda conn: execute_batch(conn, batch, stored))
+            ran, in_transaction = await stream.worker.run(
+                lambda conn: (execute_batch(conn, batch, stored), conn.in_transaction)
+            )
+        stream.ran(in_transaction=in_transaction, now=asyncio.get_running_loop().time())
         next_baton = state.rotate_baton(stream, asyncio.get_running_loop().time())
     lines = [encode_cursor_header(CursorHeader(baton=next_baton, base_url=None))]
     match ran:

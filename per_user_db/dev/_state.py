@@ -27,6 +27,7 @@ from per_user_db.core._result import Err, Ok
 from per_user_db.dev._guard import guard_connection
 
 if TYPE_CHECKING:
+    import sqlite3
     from collections.abc import Awaitable, Callable
 
 __all__ = [
@@ -115,6 +116,17 @@ class Stream:
     stored_sql: dict[int, str] = field(default_factory=dict)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     closed: bool = False
+    in_transaction_since: float | None = None
+    """When the stream's connection last left autocommit (a transaction it holds)."""
+    transaction_timed_out: bool = False
+    """The server rolled its transaction back; the next request hears about it."""
+
+    def ran(self, *, in_transaction: bool, now: float) -> None:
+        """Note whether the stream holds a transaction after a request ran."""
+        if not in_transaction:
+            self.in_transaction_since = None
+        elif self.in_transaction_since is None:
+            self.in_transaction_since = now
 
 
 class StreamRefusal(enum.Enum):
@@ -142,6 +154,7 @@ class ProtocolServerState:
         busy_timeout: float = 5.0,
         max_streams: int = 512,
         statement_timeout: float | None = None,
+        transaction_timeout: float | None = 5.0,
     ) -> None:
         self.data_dir = data_dir
         self.authorize = authorize
@@ -150,6 +163,7 @@ class ProtocolServerState:
         self.busy_timeout = busy_timeout
         self.max_streams = max_streams
         self.statement_timeout = statement_timeout
+        self.transaction_timeout = transaction_timeout
         self.counts = RequestCounts()
         self._streams: dict[str, Stream] = {}
         self._expired: collections.OrderedDict[str, None] = collections.OrderedDict()
@@ -261,12 +275,31 @@ class ProtocolServerState:
         await self._drop(stream, expired=False)
 
     async def reap_idle(self, now: float) -> int:
-        """Close streams idle longer than the timeout; returns how many."""
+        """Close streams idle longer than the timeout, and roll back transactions held
+        longer than :attr:`transaction_timeout`; returns how many streams closed."""
         idle = [s for s in self._streams.values() if self._is_idle(s, now)]
         for stream in idle:
             await self._drop(stream, expired=True)
         await self.close_pending()
+        await self._end_long_transactions(now)
         return len(idle)
+
+    async def _end_long_transactions(self, now: float) -> None:
+        # As Turso does after ~5 s: an interactive transaction must not hold the write
+        # lock for every other writer of the database while its client thinks.
+        limit = self.transaction_timeout
+        if limit is None:
+            return
+        for stream in list(self._streams.values()):
+            since = stream.in_transaction_since
+            if since is None or now - since < limit or stream.lock.locked():
+                continue
+            async with stream.lock:
+                if stream.closed or stream.in_transaction_since is None:
+                    continue
+                await stream.worker.run(_roll_back)
+                stream.in_transaction_since = None
+                stream.transaction_timed_out = True
 
     async def close_all(self) -> None:
         for stream in list(self._streams.values()):
@@ -295,6 +328,11 @@ class ProtocolServerState:
     async def close_pending(self) -> None:
         while self._closing:
             await self._closing.pop().worker.close()
+
+
+def _roll_back(conn: sqlite3.Connection) -> None:
+    if conn.in_transaction:
+        conn.rollback()
 
 
 def _remove_database_files(path: Path) -> bool:

@@ -13,7 +13,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
@@ -174,3 +174,35 @@ def test_start_up_errors_are_one_line_with_exit_2(tmp_path: Path) -> None:
         assert child.returncode == 2
         assert words in err
         assert "Traceback" not in err
+
+
+async def test_a_transaction_held_too_long_is_rolled_back_and_the_next_request_told(
+    tmp_path: Path,
+) -> None:
+    app = create_protocol_app(tmp_path, transaction_timeout=0.3, stream_idle_timeout=30)
+    await protocol_state(app).create_database("db")
+    async with serve(app) as address, aiohttp.ClientSession() as session:
+        url = address.database_url("db") + "v3/pipeline"
+
+        async def send(baton: str | None, *sql: str, close: bool = False) -> Any:
+            requests = [ExecuteRequest(stmt=Stmt(sql=s)) for s in sql]
+            payload = encode_pipeline_request(baton, [*requests, *([CloseRequest()] * close)])
+            async with session.post(url, data=payload) as response:
+                assert response.status == 200
+                answer = json.loads(await response.read())
+            assert isinstance(answer, dict)
+            return answer
+
+        await send(None, "CREATE TABLE t (x)", close=True)
+        held = await send(None, "BEGIN IMMEDIATE", "INSERT INTO t VALUES (1)")
+        await asyncio.sleep(1.0)  # the client thinks; the server gives up on it
+        # Another writer is not blocked by the abandoned transaction.
+        other = await send(None, "INSERT INTO t VALUES (2)", close=True)
+        assert [r["type"] for r in other["results"]] == ["ok", "ok"]
+        told = await send(str(held["baton"]), "COMMIT", close=True)
+        (result, _) = told["results"]
+        assert result["type"] == "error"
+        assert result["error"]["code"] == "TRANSACTION_TIMEOUT"
+        after = await send(None, "SELECT x FROM t ORDER BY x", close=True)
+        rows = after["results"][0]["response"]["result"]["rows"]
+        assert rows == [[{"type": "integer", "value": "2"}]]  # the held insert was undone
