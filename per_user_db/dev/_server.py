@@ -46,6 +46,7 @@ from per_user_db.core._hrana import (
 from per_user_db.core._result import Err, Ok
 from per_user_db.dev._state import (
     DATABASE_NAME,
+    TRANSACTION_TIMED_OUT,
     Access,
     ProtocolServerState,
     Stream,
@@ -389,13 +390,7 @@ async def _pipeline(request: web.Request, *, version: int) -> web.Response:
     return web.Response(body=body, content_type="application/json")
 
 
-_TIMED_OUT = StreamError(
-    error=HranaError(
-        message="the stream's transaction was rolled back after being open longer than the "
-        "server allows (about 5 s, as on Turso); start it again, and keep transactions short",
-        code="TRANSACTION_TIMEOUT",
-    )
-)
+_TIMED_OUT = StreamError(error=TRANSACTION_TIMED_OUT)
 
 
 @contextlib.asynccontextmanager

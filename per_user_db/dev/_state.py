@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DATABASE_NAME",
+    "TRANSACTION_TIMED_OUT",
     "Access",
     "Authorize",
     "ProtocolServerState",
@@ -39,6 +40,7 @@ __all__ = [
     "Stream",
     "StreamRefusal",
     "allow_all",
+    "roll_back",
 ]
 
 DATABASE_NAME = re.compile(r"[a-z0-9-]{1,64}\Z")
@@ -297,7 +299,7 @@ class ProtocolServerState:
             async with stream.lock:
                 if stream.closed or stream.in_transaction_since is None:
                     continue
-                await stream.worker.run(_roll_back)
+                await stream.worker.run(roll_back)
                 stream.in_transaction_since = None
                 stream.transaction_timed_out = True
 
@@ -330,7 +332,15 @@ class ProtocolServerState:
             await self._closing.pop().worker.close()
 
 
-def _roll_back(conn: sqlite3.Connection) -> None:
+TRANSACTION_TIMED_OUT = HranaError(
+    message="the stream's transaction was rolled back after being open longer than the "
+    "server allows (about 5 s, as on Turso); start it again, and keep transactions short",
+    code="TRANSACTION_TIMEOUT",
+)
+
+
+def roll_back(conn: sqlite3.Connection) -> None:
+    """Roll back what the connection holds open (a job for its worker)."""
     if conn.in_transaction:
         conn.rollback()
 

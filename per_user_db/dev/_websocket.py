@@ -24,9 +24,12 @@ Malformed messages (not JSON, no ``request_id``, a request before ``hello``, bin
 frames) close the socket, as the protocol asks; a malformed or impossible request with a
 readable ``request_id`` gets a ``response_error`` instead, which is kinder to debug.
 
-Unlike HTTP streams, these streams do not expire when idle and do not count towards
-:attr:`ProtocolServerState.max_streams`: they live exactly as long as the client keeps
-them open (or the socket), bounded per connection.
+Like HTTP streams, a stream idle longer than the server's ``stream_idle_timeout`` expires
+(its connection closes, rolling back what it left open; later requests on it fail with
+``STREAM_EXPIRED``), and a transaction held open longer than ``transaction_timeout`` is
+rolled back (the next request fails with ``TRANSACTION_TIMEOUT``), so an abandoned
+stream cannot block the database's other writers. They do not count towards
+:attr:`ProtocolServerState.max_streams`: they are bounded per connection.
 """
 
 from __future__ import annotations
@@ -64,7 +67,7 @@ from per_user_db.core._hrana import (
     encode_error,
     encode_stream_response,
 )
-from per_user_db.dev._state import DATABASE_NAME, Access
+from per_user_db.dev._state import DATABASE_NAME, TRANSACTION_TIMED_OUT, Access, roll_back
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -179,6 +182,14 @@ class _Stream:
     jobs: asyncio.Queue[_Job] = field(
         default_factory=lambda: asyncio.Queue(maxsize=_MAX_QUEUED_PER_STREAM)
     )
+    in_transaction_since: float | None = None
+    transaction_timed_out: bool = False
+
+
+_EXPIRED = HranaError(
+    message="the stream expired after being idle longer than the server allows; open a new one",
+    code="STREAM_EXPIRED",
+)
 
 
 class _Closed(Exception):
@@ -389,9 +400,15 @@ class _Connection:
             await self._respond_error(open_request_id, opened)
         else:
             await self._respond(open_request_id, {"type": "open_stream"})
+        loop = asyncio.get_running_loop()
         try:
             while True:
-                job = await stream.jobs.get()
+                job = await self._next_job(stream, opened, loop)
+                if job is None:  # idle too long: the stream is gone, its requests fail
+                    if not isinstance(opened, HranaError):
+                        await opened.close()
+                    opened = _EXPIRED
+                    continue
                 match job:
                     case _Close(request_id=request_id):
                         if not isinstance(opened, HranaError):
@@ -424,13 +441,48 @@ class _Connection:
                 message=f"cannot open database {name!r}: {error.message}", code=error.code
             )
 
+    async def _next_job(
+        self, stream: _Stream, opened: SqliteWorker | HranaError, loop: asyncio.AbstractEventLoop
+    ) -> _Job | None:
+        """The stream's next job, rolling back a transaction held too long while waiting;
+        None when the stream stayed idle past the server's idle timeout."""
+        state = self._state
+        idle_until = loop.time() + state.stream_idle_timeout
+        while True:
+            deadline = idle_until
+            limit = state.transaction_timeout
+            if stream.in_transaction_since is not None and limit is not None:
+                deadline = min(deadline, stream.in_transaction_since + limit)
+            try:
+                async with asyncio.timeout_at(deadline):
+                    return await stream.jobs.get()
+            except TimeoutError:
+                if loop.time() >= idle_until:
+                    return None
+                if isinstance(opened, SqliteWorker):
+                    await opened.run(roll_back)
+                stream.in_transaction_since = None
+                stream.transaction_timed_out = True
+
     async def _run(self, worker: SqliteWorker, stream: _Stream, job: _Run) -> None:
         request, stored = job.request, job.stored
+        if stream.transaction_timed_out:
+            stream.transaction_timed_out = False
+            await self._respond_error(job.request_id, TRANSACTION_TIMED_OUT)
+            return
         try:
             # version=2: neither hrana1 nor hrana2 has the is_autocommit condition.
-            result = await worker.run(
-                lambda conn: run_stream_request(conn, request, stored, version=2)
+            result, in_transaction = await worker.run(
+                lambda conn: (
+                    run_stream_request(conn, request, stored, version=2),
+                    conn.in_transaction,
+                )
             )
+            now = asyncio.get_running_loop().time()
+            if not in_transaction:
+                stream.in_transaction_since = None
+            elif stream.in_transaction_since is None:
+                stream.in_transaction_since = now
         except Exception:  # noqa: BLE001  # logged; the client gets an error, the stream lives
             _log.exception("running a Hrana request on stream %d failed", stream.stream_id)
             result = StreamError(

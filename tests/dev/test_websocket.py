@@ -478,3 +478,36 @@ async def test_server_shutdown_closes_open_sockets(tmp_path: Path) -> None:
         assert closed.data == aiohttp.WSCloseCode.GOING_AWAY
         with pytest.raises(LibsqlError):
             await asyncio.wait_for(tx.execute("SELECT 1"), 10)
+
+
+async def test_an_abandoned_transaction_does_not_block_other_writers(tmp_path: Path) -> None:
+    async with (
+        running(tmp_path, "alice", transaction_timeout=0.3, stream_idle_timeout=30) as server,
+        raw(ws_url(server[0])) as client,
+    ):
+        address, _ = server
+        await client.hello()
+        ok(await client.request({"type": "open_stream", "stream_id": 0}))
+        ok(await client.execute(0, "CREATE TABLE t(a)"))
+        ok(await client.execute(0, "BEGIN IMMEDIATE"))
+        ok(await client.execute(0, "INSERT INTO t VALUES (1)"))
+        # The socket stays open and the client goes quiet, holding the write lock.
+        async with libsql(ws_url(address)) as other:
+            await other.execute("INSERT INTO t VALUES (2)")  # not blocked for long
+        assert error_code(await client.execute(0, "COMMIT")) == "TRANSACTION_TIMEOUT"
+        ok(await client.execute(0, "SELECT 1"))  # the stream goes on, in autocommit
+        assert values(ok(await client.execute(0, "SELECT a FROM t"))) == [["2"]]
+
+
+async def test_an_idle_stream_expires(tmp_path: Path) -> None:
+    async with (
+        running(tmp_path, "alice", stream_idle_timeout=0.3) as server,
+        raw(ws_url(server[0])) as client,
+    ):
+        await client.hello()
+        ok(await client.request({"type": "open_stream", "stream_id": 0}))
+        ok(await client.execute(0, "SELECT 1"))
+        await asyncio.sleep(0.8)
+        assert error_code(await client.execute(0, "SELECT 1")) == "STREAM_EXPIRED"
+        ok(await client.request({"type": "open_stream", "stream_id": 1}))  # a new one works
+        ok(await client.execute(1, "SELECT 1"))
