@@ -19,7 +19,13 @@ from pathlib import Path
 
 from per_user_db.dev._local_turso import DEFAULT_MAX_DATABASES
 from per_user_db.dev._platform import create_local_turso_app, local_turso
-from per_user_db.dev._server import DEFAULT_STATEMENT_TIMEOUT, create_protocol_app, serve
+from per_user_db.dev._server import (
+    DEFAULT_STATEMENT_TIMEOUT,
+    create_protocol_app,
+    protocol_state,
+    serve,
+)
+from per_user_db.dev._state import ROOT_NAME
 from per_user_db.dev._tls import LocalCertificates, ensure_certificates
 
 __all__ = ["main"]
@@ -106,6 +112,13 @@ def _parse(argv: list[str] | None, prog: str) -> argparse.Namespace:
     )
     parser.add_argument("--seed", type=int, help="seed for --fail-rate (reproducible faults)")
     parser.add_argument(
+        "--db",
+        type=Path,
+        metavar="FILE",
+        help="serve this one SQLite file at http://HOST:PORT/ (v2/v3 pipeline, cursor, "
+        "WebSocket), made if missing; no Platform API, no token, as 'turso dev --db-file'",
+    )
+    parser.add_argument(
         "--protocol-only",
         action="store_true",
         help="serve only the SQL protocol, without Platform API or tokens",
@@ -140,6 +153,9 @@ def _parse(argv: list[str] | None, prog: str) -> argparse.Namespace:
 
 
 async def _serve(args: argparse.Namespace) -> None:
+    if args.db is not None:
+        await _serve_one_file(args)
+        return
     args.data_dir.mkdir(parents=True, exist_ok=True)
     if args.protocol_only or args.create_on_demand:
         app = create_protocol_app(
@@ -180,6 +196,25 @@ async def _serve(args: argparse.Namespace) -> None:
             print(f"  API token:    {turso.api_token}", flush=True)
         print(f"  databases:    {turso.database_url('<name>', address)}", flush=True)
         _print_trust(turso.certificates)
+        print("press Ctrl-C to stop", flush=True)
+        await asyncio.Event().wait()
+
+
+async def _serve_one_file(args: argparse.Namespace) -> None:
+    path = args.db.resolve()
+    app = create_protocol_app(
+        path.parent,
+        stream_idle_timeout=args.stream_idle_timeout,
+        statement_timeout=args.statement_timeout or None,
+        root_database=path,
+    )
+    await protocol_state(app).create_database(ROOT_NAME)  # made if missing, kept if not
+    certificates = ensure_certificates(path.parent / "tls") if args.tls else None
+    context = None if certificates is None else certificates.server_context()
+    async with serve(app, host=args.host, port=args.port, ssl_context=context) as address:
+        print(f"serving {path} at {address.url}/", flush=True)
+        print(f"    export DATABASE_URL={address.url}/", flush=True)
+        _print_trust(certificates)
         print("press Ctrl-C to stop", flush=True)
         await asyncio.Event().wait()
 

@@ -46,6 +46,7 @@ from per_user_db.core._hrana import (
 from per_user_db.core._result import Err, Ok
 from per_user_db.dev._state import (
     DATABASE_NAME,
+    ROOT_NAME,
     TRANSACTION_TIMED_OUT,
     Access,
     ProtocolServerState,
@@ -102,6 +103,7 @@ def create_protocol_app(
     busy_timeout: float = 5.0,
     statement_timeout: float | None = DEFAULT_STATEMENT_TIMEOUT,
     transaction_timeout: float | None = DEFAULT_TRANSACTION_TIMEOUT,
+    root_database: str | os.PathLike[str] | None = None,
 ) -> web.Application:
     """An aiohttp application serving the SQLite databases in ``data_dir``.
 
@@ -113,6 +115,10 @@ def create_protocol_app(
     server that stops, interrupt theirs at once. ``transaction_timeout`` rolls back an
     interactive transaction held open longer (Turso's ~5 s); the stream's next request
     then fails with ``TRANSACTION_TIMEOUT``.
+
+    ``root_database`` serves that one file at the root as well (``/v2/pipeline``,
+    ``/v3/pipeline``, ``/v3/cursor`` and WebSocket at ``/``), as ``turso dev --db-file``
+    does; it is also ``/db/main/``.
     """
     state = ProtocolServerState(
         Path(data_dir),
@@ -122,6 +128,7 @@ def create_protocol_app(
         busy_timeout=busy_timeout,
         statement_timeout=statement_timeout,
         transaction_timeout=transaction_timeout,
+        root_database=None if root_database is None else Path(root_database),
     )
     app = web.Application(middlewares=[_count_and_map_errors])
     app[PROTOCOL_STATE] = state
@@ -136,6 +143,12 @@ def create_protocol_app(
     app.router.add_post(base + "v2/pipeline", _pipeline_v2, name="v2.pipeline")
     app.router.add_post(base + "v3/pipeline", _pipeline_v3, name="v3.pipeline")
     app.router.add_post(base + "v3/cursor", _cursor, name="v3.cursor")
+    if root_database is not None:
+        app.router.add_get("/v2", _health, name="root.v2")
+        app.router.add_get("/v3", _health, name="root.v3")
+        app.router.add_post("/v2/pipeline", _pipeline_v2, name="root.v2.pipeline")
+        app.router.add_post("/v3/pipeline", _pipeline_v3, name="root.v3.pipeline")
+        app.router.add_post("/v3/cursor", _cursor, name="root.v3.cursor")
     add_websocket_route(app, state)  # Hrana over WebSocket at the database's base URL
     return app
 
@@ -237,7 +250,8 @@ async def _count_and_map_errors(
     route = request.match_info.route.name
     if route is not None:
         request.app[PROTOCOL_STATE].counts.record(
-            route.removeprefix("db-").replace(".", "/"), request.match_info.get("name")
+            route.removeprefix("db-").removeprefix("root.").replace(".", "/"),
+            request.match_info.get("name", ROOT_NAME if route.startswith("root.") else None),
         )
     try:
         return await handler(request)
@@ -264,7 +278,7 @@ async def _version(request: web.Request) -> web.Response:
 
 
 async def _authorized(request: web.Request) -> tuple[str, Access] | web.Response:
-    name = request.match_info["name"]
+    name = request.match_info.get("name", ROOT_NAME)  # the root routes of root_database
     state = request.app[PROTOCOL_STATE]
     if not DATABASE_NAME.match(name):
         return _error(404, f"no database named {name!r} (names are 1-64 of a-z, 0-9, '-')")

@@ -44,6 +44,8 @@ __all__ = [
 ]
 
 DATABASE_NAME = re.compile(r"[a-z0-9-]{1,64}\Z")
+ROOT_NAME = "main"
+"""The name the file of ``--db FILE`` answers to (at the root, and at ``/db/main/``)."""
 
 # How many expired batons to remember so a late request hears STREAM_EXPIRED rather
 # than "unknown baton"; older ones are forgotten first.
@@ -157,6 +159,7 @@ class ProtocolServerState:
         max_streams: int = 512,
         statement_timeout: float | None = None,
         transaction_timeout: float | None = 5.0,
+        root_database: Path | None = None,
     ) -> None:
         self.data_dir = data_dir
         self.authorize = authorize
@@ -166,6 +169,8 @@ class ProtocolServerState:
         self.max_streams = max_streams
         self.statement_timeout = statement_timeout
         self.transaction_timeout = transaction_timeout
+        self.root_database = root_database
+        """A file served at the root (``--db FILE``), under the name :data:`ROOT_NAME`."""
         self.counts = RequestCounts()
         self._streams: dict[str, Stream] = {}
         self._expired: collections.OrderedDict[str, None] = collections.OrderedDict()
@@ -176,6 +181,8 @@ class ProtocolServerState:
     # --- databases ---------------------------------------------------------------------
 
     def database_path(self, name: str) -> Path:
+        if self.root_database is not None and name == ROOT_NAME:
+            return self.root_database
         if not DATABASE_NAME.match(name):
             raise ValueError(
                 f"invalid database name {name!r}: use 1-64 characters from a-z, 0-9 and '-'"

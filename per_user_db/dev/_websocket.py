@@ -67,7 +67,13 @@ from per_user_db.core._hrana import (
     encode_error,
     encode_stream_response,
 )
-from per_user_db.dev._state import DATABASE_NAME, TRANSACTION_TIMED_OUT, Access, roll_back
+from per_user_db.dev._state import (
+    DATABASE_NAME,
+    ROOT_NAME,
+    TRANSACTION_TIMED_OUT,
+    Access,
+    roll_back,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -117,6 +123,8 @@ def add_websocket_route(app: web.Application, state: ProtocolServerState) -> Non
 
     # One route for both spellings, so the request counts see a single "ws" route.
     app.router.add_get("/db/{name}{slash:/?}", handle, name="ws")
+    if state.root_database is not None:
+        app.router.add_get("/", handle, name="root.ws")
     app.on_shutdown.append(close_sockets)
 
 
@@ -145,12 +153,13 @@ async def _serve_socket(
         )
     await ws.prepare(request)
     version = 1 if ready.protocol in (None, "hrana1") else 2
-    connection = _Connection(ws, state, request.match_info["name"], version)
+    database = request.match_info.get("name", ROOT_NAME)
+    connection = _Connection(ws, state, database, version)
     sockets.add(ws)
     try:
         await connection.serve()
     except Exception:  # noqa: BLE001  # logged; the socket is closed with "internal error"
-        _log.exception("Hrana WebSocket connection to %s failed", request.match_info["name"])
+        _log.exception("Hrana WebSocket connection to %s failed", database)
         await ws.close(code=WSCloseCode.INTERNAL_ERROR, message=b"internal server error")
     finally:
         sockets.discard(ws)

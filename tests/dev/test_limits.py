@@ -206,3 +206,34 @@ async def test_a_transaction_held_too_long_is_rolled_back_and_the_next_request_t
         after = await send(None, "SELECT x FROM t ORDER BY x", close=True)
         rows = after["results"][0]["response"]["result"]["rows"]
         assert rows == [[{"type": "integer", "value": "2"}]]  # the held insert was undone
+
+
+async def test_db_file_serves_one_database_at_the_root(tmp_path: Path) -> None:
+    import libsql_client
+
+    from per_user_db import open_database
+
+    port = free_port()
+    file = tmp_path / "My App.sqlite"  # any file name, not only a database name
+    child = start(tmp_path, "--db", str(file), "--port", str(port))
+    try:
+        assert child.stdout is not None
+        assert f"http://127.0.0.1:{port}/" in child.stdout.readline()
+        root = f"http://127.0.0.1:{port}"
+        async with (await open_database(root)).unwrap() as db:  # HTTP pipeline at /
+            await db.execute("CREATE TABLE t (x)")
+            await db.batch(["INSERT INTO t VALUES (1)", "INSERT INTO t VALUES (2)"])
+        over_ws = libsql_client.create_client(f"ws://127.0.0.1:{port}")  # WebSocket at /
+        async with over_ws:
+            rows = await over_ws.execute("SELECT sum(x) FROM t")
+            assert rows[0][0] == 3
+        async with (  # no Platform API in this mode
+            aiohttp.ClientSession() as session,
+            session.get(f"{root}/v1/organizations/local/databases") as response,
+        ):
+            assert response.status == 404
+    finally:
+        child.send_signal(signal.SIGINT)
+        child.communicate(timeout=10)
+    with sqlite3.connect(file) as conn:
+        assert conn.execute("SELECT count(*) FROM t").fetchone() == (2,)
