@@ -41,14 +41,8 @@ if TYPE_CHECKING:
 
     from per_user_db.dev import LocalTurso, ServerAddress
 
-__all__ = [
-    "CALL_TIMEOUT",
-    "FAKE_TURSO_APP_ENV",
-    "START_TIMEOUT",
-    "STOP_TIMEOUT",
-    "FakeTurso",
-    "running_fake_turso",
-]
+# FakeTursoError and the timeouts stay out: per_user_db.testing re-exports exactly these.
+__all__ = ["FAKE_TURSO_APP_ENV", "FakeTurso", "running_fake_turso"]
 
 FAKE_TURSO_APP_ENV = "ci"
 START_TIMEOUT = 30.0
