@@ -62,7 +62,7 @@ def lifespan(
     return run
 
 
-def user_databases(request: Request) -> UserDatabases:
+async def user_databases(request: Request) -> UserDatabases:
     """The app's :class:`UserDatabases` (a dependency, for handlers that need ``setup``)."""
     dbs = getattr(request.app.state, "user_databases", None)
     if not isinstance(dbs, UserDatabases):
