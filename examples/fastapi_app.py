@@ -59,8 +59,9 @@ class SignUp:
     user_id: str
 
 
-def signed_in_user(x_user_id: Annotated[str | None, Header()] = None) -> str:
-    """Your authentication goes here: the signed-in user's id, or 401."""
+async def signed_in_user(x_user_id: Annotated[str | None, Header()] = None) -> str:
+    """Your authentication goes here: the signed-in user's id, or 401. (``async def``:
+    FastAPI runs a plain ``def`` dependency on a worker thread, a thread hop per request.)"""
     if not x_user_id:
         raise HTTPException(status_code=401, detail="not signed in")
     return x_user_id
