@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sqlite3
 import ssl
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -60,7 +61,7 @@ if TYPE_CHECKING:
     import os
     from collections.abc import AsyncIterator, Awaitable, Callable
 
-    from per_user_db.core._hrana import BatchResult, StreamResult
+    from per_user_db.core._hrana import BatchResult, StreamRequest, StreamResult
     from per_user_db.dev._state import Authorize
 
 __all__ = [
@@ -350,10 +351,10 @@ class _Batoned(Protocol):
 _M = TypeVar("_M", bound=_Batoned)
 
 
-async def _stream_for(
+async def _decoded(
     request: web.Request, decode: Callable[[bytes], _M], what: str
-) -> tuple[Stream, _M] | web.Response:
-    """Authorize, decode the body, and find (or open) the stream its baton names."""
+) -> tuple[str, Access, _M] | web.Response:
+    """Authorize and decode the body."""
     authorized = await _authorized(request)
     if isinstance(authorized, web.Response):
         return authorized
@@ -362,6 +363,17 @@ async def _stream_for(
         message = decode(await request.read())
     except ProtocolError as exc:
         return _error(400, f"malformed {what} request: {exc}", "PROTOCOL_ERROR")
+    return database, access, message
+
+
+async def _stream_for(
+    request: web.Request, decode: Callable[[bytes], _M], what: str
+) -> tuple[Stream, _M] | web.Response:
+    """Authorize, decode the body, and find (or open) the stream its baton names."""
+    decoded = await _decoded(request, decode, what)
+    if isinstance(decoded, web.Response):
+        return decoded
+    database, access, message = decoded
     acquired = await _acquire(request, message.baton, database, access)
     if isinstance(acquired, web.Response):
         return acquired
@@ -369,10 +381,17 @@ async def _stream_for(
 
 
 async def _pipeline(request: web.Request, *, version: int) -> web.Response:
-    found = await _stream_for(request, decode_pipeline_request, "pipeline")
-    if isinstance(found, web.Response):
-        return found
-    stream, pipeline = found
+    decoded = await _decoded(request, decode_pipeline_request, "pipeline")
+    if isinstance(decoded, web.Response):
+        return decoded
+    database, access, pipeline = decoded
+    requests = pipeline.requests
+    if pipeline.baton is None and requests and isinstance(requests[-1], CloseRequest):
+        return await _one_shot(request, database, access, requests, version)
+    acquired = await _acquire(request, pipeline.baton, database, access)
+    if isinstance(acquired, web.Response):
+        return acquired
+    stream = acquired
     state = request.app[PROTOCOL_STATE]
     async with stream.lock:
         if not _baton_still_current(stream, pipeline.baton):
@@ -404,6 +423,65 @@ async def _pipeline(request: web.Request, *, version: int) -> web.Response:
     return web.Response(body=body, content_type="application/json")
 
 
+async def _one_shot(
+    request: web.Request,
+    database: str,
+    access: Access,
+    requests: tuple[StreamRequest, ...],
+    version: int,
+) -> web.Response:
+    """A pipeline that opens its stream and closes it in one request, which is what
+    clients send for a plain query: no baton, no stream to register, and a connection
+    borrowed from the idle ones of its database (one thread hand-off, no SQLite open)."""
+    state = request.app[PROTOCOL_STATE]
+    match await state.borrow(database, access):
+        case Ok(worker):
+            pass
+        case Err(error):
+            status = 404 if error.code == "NOT_FOUND" else 503
+            return _error(status, error.message, error.code)
+    read_only = access is Access.READ_ONLY
+    reusable = False
+    try:
+        ran, reusable = await worker.run(
+            lambda conn: _run_and_reset(conn, requests, version=version, read_only=read_only)
+        )
+    finally:
+        # Cancelled (the client left) or failed: the interrupted connection is closed.
+        with anyio.CancelScope(shield=True):
+            await state.give_back(
+                database,
+                access,
+                worker,
+                reusable=reusable,
+                now=asyncio.get_running_loop().time(),
+            )
+    results = tuple(_explain_access(access, database, result) for result in ran)
+    body = encode_pipeline_response(PipelineResponse(baton=None, base_url=None, results=results))
+    return web.Response(body=body, content_type="application/json")
+
+
+def _run_and_reset(
+    conn: sqlite3.Connection,
+    requests: tuple[StreamRequest, ...],
+    *,
+    version: int,
+    read_only: bool,
+) -> tuple[tuple[StreamResult, ...], bool]:
+    """Run a one-shot pipeline, then leave the connection as a new one would be; the
+    flag says whether that worked, so the connection may serve the next pipeline."""
+    ran = run_stream_requests(conn, requests, {}, version=version)
+    try:
+        if conn.in_transaction:
+            conn.rollback()
+        if not read_only:  # a read-only token cannot change the pragma in the first place
+            conn.execute("PRAGMA foreign_keys = ON")
+        (temporary,) = conn.execute("SELECT count(*) FROM temp.sqlite_master").fetchone()
+    except sqlite3.Error:
+        return ran, False
+    return ran, temporary == 0  # temp tables, views or triggers must not reach the next
+
+
 _TIMED_OUT = StreamError(error=TRANSACTION_TIMED_OUT)
 
 
@@ -421,35 +499,38 @@ async def _dropped_if_cancelled(state: ProtocolServerState, stream: Stream) -> A
 
 
 def _explain(stream: Stream, result: StreamResult) -> StreamResult:
+    return _explain_access(stream.access, stream.database, result)
+
+
+def _explain_access(access: Access, database: str, result: StreamResult) -> StreamResult:
     """Say why a write failed on a read-only stream, in the error itself."""
+    if access is not Access.READ_ONLY:
+        return result
     match result:
         case StreamError(error=error):
-            return StreamError(error=_explain_read_only(stream, error))
+            return StreamError(error=_explain_read_only(database, error))
         case StreamOk(response=BatchResponse(result=batch_result)):
-            return StreamOk(response=BatchResponse(result=_readable(stream, batch_result)))
+            return StreamOk(response=BatchResponse(result=_readable(database, batch_result)))
         case _:
             return result
 
 
-def _explain_read_only(stream: Stream, error: HranaError) -> HranaError:
-    if stream.access is Access.READ_ONLY and (error.code or "").startswith("SQLITE_READONLY"):
+def _readable(database: str, result: BatchResult) -> BatchResult:
+    """A read-only stream's batch result, its write errors explained."""
+    errors = tuple(
+        None if e is None else _explain_read_only(database, e) for e in result.step_errors
+    )
+    return replace(result, step_errors=errors)
+
+
+def _explain_read_only(database: str, error: HranaError) -> HranaError:
+    if (error.code or "").startswith("SQLITE_READONLY"):
         return HranaError(
             message=f"write rejected: the token grants read-only access to database "
-            f"{stream.database!r} ({error.message})",
+            f"{database!r} ({error.message})",
             code=error.code,
         )
     return error
-
-
-def _readable(stream: Stream, result: BatchResult) -> BatchResult:
-    if stream.access is not Access.READ_ONLY:
-        return result
-    return replace(
-        result,
-        step_errors=tuple(
-            None if e is None else _explain_read_only(stream, e) for e in result.step_errors
-        ),
-    )
 
 
 # --- cursor --------------------------------------------------------------------------------
@@ -477,7 +558,10 @@ async def _cursor(request: web.Request) -> web.StreamResponse:
         case Err(error):
             lines.append(encode_cursor_entry(CursorErrorEntry(error=error)))
         case Ok(result):
-            lines.extend(_cursor_lines(stream, _readable(stream, result)))
+            readable = (
+                _readable(stream.database, result) if stream.access is Access.READ_ONLY else result
+            )
+            lines.extend(_cursor_lines(stream, readable))
     return web.Response(body=b"".join(lines), content_type="application/x-ndjson")
 
 

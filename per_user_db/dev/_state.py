@@ -171,6 +171,10 @@ class ProtocolServerState:
         self.transaction_timeout = transaction_timeout
         self.root_database = root_database
         """A file served at the root (``--db FILE``), under the name :data:`ROOT_NAME`."""
+        # Connections of finished one-shot pipelines, kept for the next: opening one costs
+        # a thread hand-off and a SQLite open, the pipeline itself often less.
+        self._idle_workers: dict[tuple[str, Access], list[tuple[float, SqliteWorker]]] = {}
+        self._lent = 0
         self.counts = RequestCounts()
         self._streams: dict[str, Stream] = {}
         self._expired: collections.OrderedDict[str, None] = collections.OrderedDict()
@@ -214,7 +218,58 @@ class ProtocolServerState:
         path = self.database_path(name)
         for stream in [s for s in self._streams.values() if s.database == name]:
             await self._drop(stream, expired=False)
+        for key in [k for k in self._idle_workers if k[0] == name]:
+            for _, worker in self._idle_workers.pop(key):
+                await worker.close()
         return _remove_database_files(path)
+
+    # --- one-shot pipelines ------------------------------------------------------------
+
+    async def borrow(self, database: str, access: Access) -> Ok[SqliteWorker] | Err[HranaError]:
+        """A connection for one pipeline that opens and closes its stream in one request:
+        an idle one of the same database and access, or a new one."""
+        idle = self._idle_workers.get((database, access))
+        if idle:
+            self._lent += 1
+            return Ok(idle.pop()[1])
+        if len(self._streams) + self._lent >= self.max_streams:
+            return Err(_too_many_streams(self.max_streams))
+        if not self.database_exists(database):
+            if not self.create_on_demand:
+                return Err(
+                    HranaError(message=f"database {database!r} does not exist", code="NOT_FOUND")
+                )
+            await self.create_database(database)
+        self._lent += 1
+        try:
+            return Ok(await self.open_worker(database, access))
+        except BaseException:
+            self._lent -= 1
+            raise
+
+    async def give_back(
+        self, database: str, access: Access, worker: SqliteWorker, *, reusable: bool, now: float
+    ) -> None:
+        """Return a borrowed connection: kept for the next pipeline if ``reusable`` (its
+        job left it as a new one is), else closed."""
+        self._lent -= 1
+        idle = self._idle_workers.setdefault((database, access), [])
+        if reusable and not worker.closed and len(idle) < _MAX_IDLE_PER_DATABASE:
+            idle.append((now, worker))
+        else:
+            await worker.close()
+
+    async def _close_idle_workers(self, now: float) -> None:
+        for key in list(self._idle_workers):
+            idle = self._idle_workers[key]
+            keep = [(t, w) for t, w in idle if now - t <= self.stream_idle_timeout]
+            for t, worker in idle:
+                if now - t > self.stream_idle_timeout:
+                    await worker.close()
+            if keep:
+                self._idle_workers[key] = keep
+            else:
+                del self._idle_workers[key]
 
     # --- streams -----------------------------------------------------------------------
 
@@ -222,18 +277,17 @@ class ProtocolServerState:
     def open_streams(self) -> int:
         return len(self._streams)
 
+    @property
+    def idle_connections(self) -> int:
+        """Connections kept for the next one-shot pipeline, over all databases."""
+        return sum(len(idle) for idle in self._idle_workers.values())
+
     async def open_stream(
         self, database: str, access: Access, now: float
     ) -> Ok[Stream] | Err[HranaError]:
         """Open a stream on an existing (or, with ``create_on_demand``, new) database."""
-        if len(self._streams) >= self.max_streams:
-            return Err(
-                HranaError(
-                    message=f"too many open streams ({self.max_streams}); close streams you "
-                    "no longer use",
-                    code="TOO_MANY_STREAMS",
-                )
-            )
+        if len(self._streams) + self._lent >= self.max_streams:
+            return Err(_too_many_streams(self.max_streams))
         if not self.database_exists(database):
             if not self.create_on_demand:
                 return Err(
@@ -291,6 +345,7 @@ class ProtocolServerState:
             await self._drop(stream, expired=True)
         await self.close_pending()
         await self._end_long_transactions(now)
+        await self._close_idle_workers(now)
         return len(idle)
 
     async def _end_long_transactions(self, now: float) -> None:
@@ -314,6 +369,7 @@ class ProtocolServerState:
         for stream in list(self._streams.values()):
             await self._drop(stream, expired=False)
         await self.close_pending()
+        await self._close_idle_workers(float("inf"))
 
     def _is_idle(self, stream: Stream, now: float) -> bool:
         return not stream.lock.locked() and now - stream.last_used > self.stream_idle_timeout
@@ -344,6 +400,16 @@ TRANSACTION_TIMED_OUT = HranaError(
     "server allows (about 5 s, as on Turso); start it again, and keep transactions short",
     code="TRANSACTION_TIMEOUT",
 )
+
+
+_MAX_IDLE_PER_DATABASE = 8
+
+
+def _too_many_streams(limit: int) -> HranaError:
+    return HranaError(
+        message=f"too many open streams ({limit}); close streams you no longer use",
+        code="TOO_MANY_STREAMS",
+    )
 
 
 def roll_back(conn: sqlite3.Connection) -> None:

@@ -1,0 +1,63 @@
+"""One-shot pipelines borrow a kept connection, and hand it on as a new one would be.
+
+A one-shot pipeline (no baton, ending with ``close``) is what clients send for a plain
+query; the server keeps the connection for the next one. Whatever the last client did
+to it must not reach the next: a pragma, an open transaction, a temporary table.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from per_user_db.core._hrana import (
+    CloseRequest,
+    ExecuteRequest,
+    ExecuteResponse,
+    Stmt,
+    StreamOk,
+)
+
+if TYPE_CHECKING:
+    from .conftest import Server
+
+
+def ex(sql: str) -> ExecuteRequest:
+    return ExecuteRequest(stmt=Stmt(sql=sql))
+
+
+async def one_shot(server: Server, *sql: str) -> list[object]:
+    """The first column of the last statement's rows."""
+    response = await server.pipeline([*(ex(s) for s in sql), CloseRequest()])
+    last = response.results[len(sql) - 1]
+    assert isinstance(last, StreamOk), last
+    assert isinstance(last.response, ExecuteResponse)
+    return [row[0] for row in last.response.result.rows]
+
+
+async def test_connections_are_reused_and_reset(server: Server) -> None:
+    for _ in range(5):
+        assert await one_shot(server, "SELECT 1") == [1]
+    assert server.state.idle_connections == 1  # one connection served all five
+
+    assert await one_shot(server, "PRAGMA foreign_keys = OFF", "PRAGMA foreign_keys") == [0]
+    assert await one_shot(server, "PRAGMA foreign_keys") == [1]
+
+    await one_shot(server, "CREATE TABLE t (x)")
+    await one_shot(server, "BEGIN", "INSERT INTO t VALUES (1)")  # left open by its client
+    assert await one_shot(server, "SELECT count(*) FROM t") == [0]  # rolled back
+
+    await one_shot(server, "CREATE TEMP TABLE mine (x)", "INSERT INTO mine VALUES (1)")
+    leaked = await server.pipeline([ex("SELECT count(*) FROM temp.sqlite_master"), CloseRequest()])
+    first = leaked.results[0]
+    assert isinstance(first, StreamOk)
+    assert isinstance(first.response, ExecuteResponse)
+    assert first.response.result.rows == ((0,),)  # that connection was not kept
+
+
+async def test_deleting_a_database_closes_its_kept_connections(server: Server) -> None:
+    await one_shot(server, "CREATE TABLE t (x)", "INSERT INTO t VALUES (1)")
+    assert server.state.idle_connections >= 1
+    assert await server.state.delete_database("main")
+    assert server.state.idle_connections == 0
+    await server.state.create_database("main")
+    assert await one_shot(server, "SELECT count(*) FROM sqlite_master") == [0]  # a new file
