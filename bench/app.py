@@ -28,6 +28,7 @@ import argparse
 import asyncio
 import contextlib
 import importlib
+import importlib.util
 import itertools
 import json
 import os
@@ -199,6 +200,8 @@ def raw_app() -> FastAPI:
         stmt = {"sql": sql, "args": [{"type": "text", "value": a} for a in args]}
         body = {"baton": None, "requests": [{"type": "execute", "stmt": stmt}, {"type": "close"}]}
         async with sessions[0].post(url, json=body, headers={"Authorization": authorization}) as r:
+            if r.status != 200:
+                raise HTTPException(status_code=503, detail=f"the database answered {r.status}")
             answer = await r.json()
         result = answer["results"][0]
         if result["type"] != "ok":
@@ -428,6 +431,8 @@ def report(rows: list[Row]) -> None:
 
 
 async def main(args: argparse.Namespace) -> None:
+    if importlib.util.find_spec("uvicorn") is None:
+        sys.exit("bench.app serves the app with uvicorn: pip install -e '.[bench]'")
     with tempfile.TemporaryDirectory() as tmp, child(["--serve-turso", tmp]) as (line, _):
         turso = json.loads(line)
         env = {
