@@ -218,9 +218,14 @@ class ProtocolServerState:
         path = self.database_path(name)
         for stream in [s for s in self._streams.values() if s.database == name]:
             await self._drop(stream, expired=False)
-        for key in [k for k in self._idle_workers if k[0] == name]:
-            for _, worker in self._idle_workers.pop(key):
-                await worker.close()
+        kept = [
+            w
+            for k in list(self._idle_workers)
+            if k[0] == name
+            for _, w in self._idle_workers.pop(k)
+        ]
+        for worker in kept:
+            await worker.close()
         return _remove_database_files(path)
 
     # --- one-shot pipelines ------------------------------------------------------------
@@ -260,16 +265,17 @@ class ProtocolServerState:
             await worker.close()
 
     async def _close_idle_workers(self, now: float) -> None:
+        # Take the expired ones out of the pool first, with no await in between: a
+        # pipeline that borrows while they close must not get one of them.
+        expired: list[SqliteWorker] = []
         for key in list(self._idle_workers):
             idle = self._idle_workers[key]
-            keep = [(t, w) for t, w in idle if now - t <= self.stream_idle_timeout]
-            for t, worker in idle:
-                if now - t > self.stream_idle_timeout:
-                    await worker.close()
-            if keep:
-                self._idle_workers[key] = keep
-            else:
+            expired += [w for t, w in idle if now - t > self.stream_idle_timeout]
+            idle[:] = [(t, w) for t, w in idle if now - t <= self.stream_idle_timeout]
+            if not idle:
                 del self._idle_workers[key]
+        for worker in expired:
+            await worker.close()
 
     # --- streams -----------------------------------------------------------------------
 

@@ -61,3 +61,27 @@ async def test_deleting_a_database_closes_its_kept_connections(server: Server) -
     assert server.state.idle_connections == 0
     await server.state.create_database("main")
     assert await one_shot(server, "SELECT count(*) FROM sqlite_master") == [0]  # a new file
+
+
+async def test_reaping_kept_connections_races_with_nothing(server: Server) -> None:
+    import asyncio
+
+    from per_user_db.core._result import Ok
+    from per_user_db.dev import Access
+
+    state = server.state
+    await one_shot(server, "SELECT 1")  # one kept connection, expired for the reaper below
+    borrowed = await state.borrow("main", Access.READ_WRITE)
+    assert isinstance(borrowed, Ok)
+    loop = asyncio.get_running_loop()
+    await state.give_back("main", Access.READ_WRITE, borrowed.value, reusable=True, now=0.0)
+    reaped = asyncio.ensure_future(state.reap_idle(loop.time()))
+    await asyncio.sleep(0)  # the reaper is closing the expired connection
+    fresh = await state.borrow("main", Access.READ_WRITE)
+    assert isinstance(fresh, Ok)
+    assert not fresh.value.closed  # never one the reaper is closing
+    await state.give_back("main", Access.READ_WRITE, fresh.value, reusable=True, now=loop.time())
+    await reaped
+    # Given back while the reaper ran, and still kept (not dropped unclosed).
+    assert state.idle_connections == 1
+    assert await one_shot(server, "SELECT 3") == [3]
