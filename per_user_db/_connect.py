@@ -54,6 +54,9 @@ class VerifiedCache:
         self.max_entries = max_entries
         self._clock = clock
         self._verified: OrderedDict[tuple[str, str], float] = OrderedDict()
+        # A set's fingerprint digests all of it; an app passes the same few sets again
+        # and again, so remember it per set object (which the entry keeps alive).
+        self._fingerprints: dict[int, tuple[MigrationSet, str]] = {}
 
     def __len__(self) -> int:
         return len(self._verified)
@@ -67,9 +70,19 @@ class VerifiedCache:
             return str(Path(url.endpoint).resolve())
         return url.endpoint
 
+    def _fingerprint(self, migrations: MigrationSet) -> str:
+        known = self._fingerprints.get(id(migrations))
+        if known is not None and known[0] is migrations:
+            return known[1]
+        if len(self._fingerprints) >= 16:
+            self._fingerprints.clear()
+        fingerprint = migrations.fingerprint
+        self._fingerprints[id(migrations)] = (migrations, fingerprint)
+        return fingerprint
+
     def _key(self, db: Database, migrations: MigrationSet) -> tuple[str, str] | None:
         where = self._where(db)
-        return None if where is None else (where, migrations.fingerprint)
+        return None if where is None else (where, self._fingerprint(migrations))
 
     def is_fresh(self, db: Database, migrations: MigrationSet) -> bool:
         key = self._key(db, migrations)

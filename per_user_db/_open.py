@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 from typing import TYPE_CHECKING
 
@@ -13,7 +14,7 @@ from ._transports._sqlite import DEFAULT_BUSY_TIMEOUT
 from ._transports._ws import WsTransport
 from .core._errors import ConnectError, ConnectErrorCode
 from .core._result import Err, Ok, Result
-from .core._urls import TransportKind, parse_database_url
+from .core._urls import DatabaseUrl, InvalidUrl, TransportKind, parse_database_url
 
 if TYPE_CHECKING:
     import aiohttp
@@ -21,6 +22,12 @@ if TYPE_CHECKING:
 __all__ = ["DEFAULT_TIMEOUT", "open_database"]
 
 DEFAULT_TIMEOUT = 30.0
+
+
+@functools.lru_cache(maxsize=1024)
+def _parsed(url: str) -> Result[DatabaseUrl, InvalidUrl]:
+    # An app opens the same users' databases again and again: parse each URL once.
+    return parse_database_url(url)
 
 
 async def open_database(
@@ -55,7 +62,9 @@ async def open_database(
     awaited for a fresh token when the server answers 401; the request is then sent once
     more, which is safe because a rejected request never ran.
     """
-    match parse_database_url(url):
+    # Anything but a str (which the signature excludes) is refused by the parser itself.
+    parsed_url = _parsed(url) if type(url) is str else parse_database_url(url)
+    match parsed_url:
         case Err(invalid):
             return Err(
                 ConnectError(

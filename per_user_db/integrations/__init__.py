@@ -24,10 +24,21 @@ __all__ = ["TEMPORARY_CODES", "is_temporary", "log"]
 log = logging.getLogger("per_user_db")
 
 TEMPORARY_CODES = frozenset(
-    {"NETWORK_ERROR", "TIMEOUT", "SERVER_ERROR", "RATE_LIMITED", "MIGRATION_FAILED"}
+    {
+        "NETWORK_ERROR",
+        "TIMEOUT",
+        "SERVER_ERROR",
+        "RATE_LIMITED",
+        "MIGRATION_FAILED",
+        # The token was refused even after one refresh, the database is blocked, or it
+        # is gone (deleted meanwhile): the user's database is not usable now either.
+        "UNAUTHORIZED",
+        "FORBIDDEN",
+        "NOT_FOUND",
+    }
 )
-"""Codes of a :class:`~per_user_db.DatabaseError` that mean "the database is unavailable
-for now" rather than "this SQL failed": the glue answers 503 for them."""
+"""Codes of a :class:`~per_user_db.DatabaseError` that mean "the database is unavailable"
+rather than "this SQL failed": the glue answers 503 for them (details in the log)."""
 
 UNAVAILABLE_MESSAGE = "the user's database is unavailable; try again shortly"
 

@@ -83,3 +83,17 @@ async def test_anonymous_missing_and_unavailable_get_401_404_503(
     assert "127.0.0.1" not in await down.text()
     assert "127.0.0.1:1" in caplog.text
     assert "t0ken-down" not in caplog.text
+
+
+def test_what_counts_as_unavailable_rather_than_an_sql_error() -> None:
+    from per_user_db import DatabaseError, MigrationFailedError
+    from per_user_db.core._planner import DatabaseAhead
+    from per_user_db.integrations import is_temporary
+
+    for code in ("NETWORK_ERROR", "TIMEOUT", "UNAUTHORIZED", "NOT_FOUND", "FORBIDDEN"):
+        assert is_temporary(DatabaseError("down", code))
+    for code in ("SQLITE_CONSTRAINT_UNIQUE", "SQL_PARSE_ERROR", "SQLITE_ERROR"):
+        assert not is_temporary(DatabaseError("the app's own SQL", code))
+    ahead = DatabaseAhead(unknown=(), known_head=None)
+    assert is_temporary(MigrationFailedError("behind", ahead))
+    assert not is_temporary(ValueError("anything else"))
