@@ -125,6 +125,17 @@ _carriers_lock = threading.Lock()
 _idle_carriers: list[_Carrier] = []
 
 
+def _forget_carriers() -> None:
+    # A forked child (gunicorn's preload, a test runner) inherits the list but not the
+    # threads: its carriers would take sessions that never run.
+    global _carriers_lock
+    _carriers_lock = threading.Lock()
+    _idle_carriers.clear()
+
+
+os.register_at_fork(after_in_child=_forget_carriers)
+
+
 class _Carrier:
     def __init__(self) -> None:
         self.sessions: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
@@ -483,9 +494,7 @@ def execute_stmt(
     started = time.perf_counter()
     changes_before = conn.total_changes
     try:
-        inserting = _may_insert(sql)
-        if inserting:
-            (rowid_before,) = conn.execute("SELECT last_insert_rowid()").fetchone()
+        inserting = _is_insert(sql)
         cursor = conn.execute(sql, _bindings(stmt))
         try:
             rows = cursor.fetchall()
@@ -506,9 +515,7 @@ def execute_stmt(
             cols=tuple(Col(name=column[0], decltype=None) for column in description),
             rows=tuple(rows) if stmt.want_rows else (),
             affected_row_count=affected,
-            last_insert_rowid=(
-                rowid_after if inserting and written and rowid_after != rowid_before else None
-            ),
+            last_insert_rowid=(rowid_after if inserting and written else None),
             rows_read=len(rows),
             rows_written=written,
             query_duration_ms=(time.perf_counter() - started) * 1000.0,
@@ -762,11 +769,15 @@ def _has_statement(sql: str) -> bool:
 
 
 @functools.lru_cache(maxsize=1024)
-def _may_insert(sql: str) -> bool:
-    """Whether ``sql`` could set ``last_insert_rowid`` (only an INSERT or REPLACE of the
-    statement itself can: a trigger's inserts are undone when the trigger ends)."""
-    upper = sql.upper()
-    return "INSERT" in upper or "REPLACE" in upper
+def _is_insert(sql: str) -> bool:
+    """Whether ``sql`` is an INSERT (or REPLACE), the statements sqld reports
+    ``last_insert_rowid`` for: SQLite's own value after it, as sqld sends it (an upsert
+    that updated reports the one before, there as here)."""
+    keywords = _scan(sql).keywords
+    first = keywords[0] if keywords else ""
+    if first in ("INSERT", "REPLACE"):
+        return True
+    return first == "WITH" and ("INSERT" in sql.upper() or "REPLACE" in sql.upper())
 
 
 # --- stream requests -----------------------------------------------------------------------

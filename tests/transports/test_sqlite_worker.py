@@ -332,3 +332,62 @@ def test_rows_affected_of_dml_behind_a_with_clause(conn: sqlite3.Connection) -> 
     assert inserted.value.affected_row_count == 3
     assert updated.value.affected_row_count == 3
     assert selected.value.affected_row_count == 0
+
+
+def test_last_insert_rowid_comes_with_inserts_only(conn: sqlite3.Connection) -> None:
+    conn.execute("CREATE TABLE ids (id INTEGER PRIMARY KEY, v UNIQUE)")
+
+    def rowid(sql: str) -> int | None:
+        outcome = execute_stmt(conn, Stmt(sql=sql))
+        assert isinstance(outcome, Ok)
+        return outcome.value.last_insert_rowid
+
+    assert rowid("INSERT INTO ids (v) VALUES ('a')") == 1
+    assert rowid("WITH x(v) AS (VALUES ('b')) INSERT INTO ids (v) SELECT v FROM x") == 2
+    assert rowid("SELECT 'INSERT INTO ids'") is None  # the word in a string is no insert
+    assert rowid("UPDATE ids SET v = 'c' WHERE id = 2") is None
+    assert rowid("INSERT OR IGNORE INTO ids (v) VALUES ('a')") is None  # nothing inserted
+
+
+async def test_a_forked_child_opens_databases_with_threads_of_its_own() -> None:
+    import os
+    import sys
+
+    if sys.platform != "linux":
+        pytest.skip("fork is what this is about")
+    from per_user_db._transports import _sqlite
+
+    # Leave an idle carrier thread behind in this process first.
+    worker = await SqliteWorker.open(":memory:")
+    await worker.close()
+    for _ in range(200):  # the carrier files itself as idle on its own thread
+        if _sqlite._idle_carriers:
+            break
+        await asyncio.sleep(0.01)
+    assert _sqlite._idle_carriers
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its inherited idle carriers have no threads behind them
+        code = 1
+        try:
+
+            async def child() -> int:
+                fresh = await SqliteWorker.open(":memory:")
+                try:
+                    return int(
+                        await fresh.run(lambda conn: conn.execute("SELECT 42").fetchone()[0])
+                    )
+                finally:
+                    await fresh.close()
+
+            value = asyncio.run(asyncio.wait_for(child(), 5))
+            os.write(write, str(value).encode())
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(write)
+    _, status = await asyncio.to_thread(os.waitpid, pid, 0)
+    answer = os.read(read, 16)
+    os.close(read)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert answer == b"42"
