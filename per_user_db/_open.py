@@ -30,6 +30,11 @@ def _parsed(url: str) -> Result[DatabaseUrl, InvalidUrl]:
     return parse_database_url(url)
 
 
+@functools.lru_cache(maxsize=1024)
+def _is_loopback(url: DatabaseUrl) -> bool:
+    return url.is_loopback
+
+
 async def open_database(
     url: str,
     auth_token: str | None = None,
@@ -92,7 +97,7 @@ async def open_database(
                 )
             return Ok(Database(local, parsed))
         case TransportKind.HTTP | TransportKind.WEBSOCKET if (
-            parsed.is_unencrypted and not parsed.is_loopback and not allow_insecure
+            parsed.is_unencrypted and not allow_insecure and not _is_loopback(parsed)
         ):
             return Err(
                 ConnectError(
