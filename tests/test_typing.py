@@ -15,6 +15,7 @@ import re
 import shutil
 import subprocess
 import sys
+import sysconfig
 import textwrap
 import zipfile
 from dataclasses import dataclass
@@ -182,13 +183,26 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
     return Installed(wheel=wheel, site=site)
 
 
-def run_mypy(project: Path, site: Path, cache: Path) -> tuple[int, str]:
+def run_mypy(
+    project: Path, site: Path, cache: Path, *, python: Path | None = None
+) -> tuple[int, str]:
     """``python -m mypy`` in ``project`` as the app's own run: the app's config only, the
-    venv's site-packages with ``site`` (the unpacked wheel) ahead of them, as installed."""
+    site-packages of ``python`` (default: this venv) with ``site`` (the unpacked wheel)
+    ahead of them, as installed."""
     env = {k: v for k, v in os.environ.items() if k not in ("MYPYPATH", "PYTHONPATH")}
     env["PYTHONPATH"] = str(site)
+    executable = ["--python-executable", str(python)] if python is not None else []
     ran = subprocess.run(
-        [sys.executable, "-m", "mypy", "--cache-dir", str(cache), "app.py", "mistakes.py"],
+        [
+            sys.executable,
+            "-m",
+            "mypy",
+            *executable,
+            "--cache-dir",
+            str(cache),
+            "app.py",
+            "mistakes.py",
+        ],
         cwd=project,
         env=env,
         capture_output=True,
@@ -251,7 +265,9 @@ def test_an_app_type_checks_under_strict_mypy_with_no_overrides(
     # so the assert_type checks fail (this is what the stubs are for).
     bare = tmp_path / "site-without-stubs"
     shutil.copytree(installed.site, bare, ignore=shutil.ignore_patterns(STUBS))
-    returncode, output = run_mypy(project, bare, cache)
+    returncode, output = run_mypy(
+        project, bare, tmp_path / "mypy-cache-bare", python=environment_without_stubs(tmp_path)
+    )
     assert returncode == 1, output
     untyped = line_of(APP, "from libsql_client import ResultSet, Row, Value")
     assert f'app.py:{untyped}: error: Skipping analyzing "libsql_client": module is ' in output
@@ -263,6 +279,30 @@ def test_an_app_type_checks_under_strict_mypy_with_no_overrides(
     ]:
         line = line_of(APP, check)
         assert f'app.py:{line}: error: Expression is of type "Any", not "{expected}"' in output
+
+
+def environment_without_stubs(tmp_path: Path) -> Path:
+    """A Python whose site-packages is this venv's without the stubs: an installed
+    (editable or not) per-user-db puts them there, and the point is an app without them."""
+    venv = tmp_path / "venv-without-stubs"
+    subprocess.run(
+        [sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=60
+    )
+    python = venv / "bin" / "python"
+    ours = Path(sysconfig.get_paths()["purelib"])
+    theirs = Path(
+        subprocess.run(
+            [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
+        ).stdout.strip()
+    )
+    for entry in ours.iterdir():
+        if entry.name != STUBS and not (theirs / entry.name).exists():
+            (theirs / entry.name).symlink_to(entry)
+    return python
 
 
 def line_of(text: str, code: str) -> int:
