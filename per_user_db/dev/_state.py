@@ -174,6 +174,7 @@ class ProtocolServerState:
         # Connections of finished one-shot pipelines, kept for the next: opening one costs
         # a thread hand-off and a SQLite open, the pipeline itself often less.
         self._idle_workers: dict[tuple[str, Access], list[tuple[float, SqliteWorker]]] = {}
+        self._slots: dict[tuple[str, Access], asyncio.Semaphore] = {}
         self._lent = 0
         self.counts = RequestCounts()
         self._streams: dict[str, Stream] = {}
@@ -232,7 +233,21 @@ class ProtocolServerState:
 
     async def borrow(self, database: str, access: Access) -> Ok[SqliteWorker] | Err[HranaError]:
         """A connection for one pipeline that opens and closes its stream in one request:
-        an idle one of the same database and access, or a new one."""
+        an idle one of the same database and access, or a new one. At most
+        :data:`_LENT_PER_DATABASE` run at once per database; more only contend for the
+        interpreter lock (and for SQLite's write lock), so the rest wait their turn."""
+        slots = self._slots.setdefault((database, access), asyncio.Semaphore(_LENT_PER_DATABASE))
+        await slots.acquire()
+        try:
+            lent = await self._lend(database, access)
+        except BaseException:
+            slots.release()
+            raise
+        if isinstance(lent, Err):
+            slots.release()
+        return lent
+
+    async def _lend(self, database: str, access: Access) -> Ok[SqliteWorker] | Err[HranaError]:
         idle = self._idle_workers.get((database, access))
         if idle:
             self._lent += 1
@@ -258,6 +273,7 @@ class ProtocolServerState:
         """Return a borrowed connection: kept for the next pipeline if ``reusable`` (its
         job left it as a new one is), else closed."""
         self._lent -= 1
+        self._slots[(database, access)].release()
         idle = self._idle_workers.setdefault((database, access), [])
         if reusable and not worker.closed and len(idle) < _MAX_IDLE_PER_DATABASE:
             idle.append((now, worker))
@@ -408,7 +424,8 @@ TRANSACTION_TIMED_OUT = HranaError(
 )
 
 
-_MAX_IDLE_PER_DATABASE = 8
+_LENT_PER_DATABASE = 8
+_MAX_IDLE_PER_DATABASE = _LENT_PER_DATABASE
 
 
 def _too_many_streams(limit: int) -> HranaError:

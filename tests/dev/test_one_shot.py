@@ -85,3 +85,14 @@ async def test_reaping_kept_connections_races_with_nothing(server: Server) -> No
     # Given back while the reaper ran, and still kept (not dropped unclosed).
     assert state.idle_connections == 1
     assert await one_shot(server, "SELECT 3") == [3]
+
+
+async def test_many_concurrent_one_shots_share_a_bounded_set_of_connections(
+    server: Server,
+) -> None:
+    import asyncio
+
+    answers = await asyncio.gather(*(one_shot(server, f"SELECT {n}") for n in range(40)))
+    assert answers == [[n] for n in range(40)]
+    # At most eight at once per database: more would only contend for the GIL.
+    assert 1 <= server.state.idle_connections <= 8
