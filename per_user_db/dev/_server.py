@@ -16,7 +16,7 @@ import contextlib
 import logging
 import sqlite3
 import ssl
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
@@ -25,11 +25,9 @@ from aiohttp import web
 
 from per_user_db._transports._sqlite import execute_batch, run_stream_requests
 from per_user_db.core._hrana import (
-    BatchResponse,
     CloseRequest,
     CursorErrorEntry,
     CursorHeader,
-    HranaError,
     PipelineResponse,
     ProtocolError,
     RowEntry,
@@ -37,7 +35,6 @@ from per_user_db.core._hrana import (
     StepEndEntry,
     StepErrorEntry,
     StreamError,
-    StreamOk,
     decode_cursor_request,
     decode_pipeline_request,
     encode_cursor_entry,
@@ -54,6 +51,8 @@ from per_user_db.dev._state import (
     Stream,
     StreamRefusal,
     allow_all,
+    explain_batch,
+    explain_refusals,
 )
 from per_user_db.dev._websocket import add_websocket_route
 
@@ -411,7 +410,7 @@ async def _pipeline(request: web.Request, *, version: int) -> web.Response:
                     )
                 )
             stream.ran(in_transaction=in_transaction, now=asyncio.get_running_loop().time())
-        results = [_explain(stream, result) for result in ran]
+        results = [explain_refusals(stream.access, stream.database, r) for r in ran]
         if pipeline.requests and isinstance(pipeline.requests[-1], CloseRequest):
             await state.close_stream(stream)
             next_baton = None
@@ -456,7 +455,7 @@ async def _one_shot(
                 reusable=reusable,
                 now=asyncio.get_running_loop().time(),
             )
-    results = tuple(_explain_access(access, database, result) for result in ran)
+    results = tuple(explain_refusals(access, database, result) for result in ran)
     body = encode_pipeline_response(PipelineResponse(baton=None, base_url=None, results=results))
     return web.Response(body=body, content_type="application/json")
 
@@ -498,41 +497,6 @@ async def _dropped_if_cancelled(state: ProtocolServerState, stream: Stream) -> A
         raise
 
 
-def _explain(stream: Stream, result: StreamResult) -> StreamResult:
-    return _explain_access(stream.access, stream.database, result)
-
-
-def _explain_access(access: Access, database: str, result: StreamResult) -> StreamResult:
-    """Say why a write failed on a read-only stream, in the error itself."""
-    if access is not Access.READ_ONLY:
-        return result
-    match result:
-        case StreamError(error=error):
-            return StreamError(error=_explain_read_only(database, error))
-        case StreamOk(response=BatchResponse(result=batch_result)):
-            return StreamOk(response=BatchResponse(result=_readable(database, batch_result)))
-        case _:
-            return result
-
-
-def _readable(database: str, result: BatchResult) -> BatchResult:
-    """A read-only stream's batch result, its write errors explained."""
-    errors = tuple(
-        None if e is None else _explain_read_only(database, e) for e in result.step_errors
-    )
-    return replace(result, step_errors=errors)
-
-
-def _explain_read_only(database: str, error: HranaError) -> HranaError:
-    if (error.code or "").startswith("SQLITE_READONLY"):
-        return HranaError(
-            message=f"write rejected: the token grants read-only access to database "
-            f"{database!r} ({error.message})",
-            code=error.code,
-        )
-    return error
-
-
 # --- cursor --------------------------------------------------------------------------------
 
 
@@ -559,7 +523,9 @@ async def _cursor(request: web.Request) -> web.StreamResponse:
             lines.append(encode_cursor_entry(CursorErrorEntry(error=error)))
         case Ok(result):
             readable = (
-                _readable(stream.database, result) if stream.access is Access.READ_ONLY else result
+                explain_batch(stream.database, result)
+                if stream.access is Access.READ_ONLY
+                else result
             )
             lines.extend(_cursor_lines(stream, readable))
     return web.Response(body=b"".join(lines), content_type="application/x-ndjson")

@@ -17,18 +17,20 @@ import contextlib
 import enum
 import re
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeAlias
 
 from per_user_db._transports._sqlite import SqliteWorker
-from per_user_db.core._hrana import HranaError
+from per_user_db.core._hrana import BatchResponse, HranaError, StreamError, StreamOk
 from per_user_db.core._result import Err, Ok
 from per_user_db.dev._guard import guard_connection
 
 if TYPE_CHECKING:
     import sqlite3
     from collections.abc import Awaitable, Callable
+
+    from per_user_db.core._hrana import BatchResult, StreamResult
 
 __all__ = [
     "DATABASE_NAME",
@@ -40,6 +42,8 @@ __all__ = [
     "Stream",
     "StreamRefusal",
     "allow_all",
+    "explain_batch",
+    "explain_refusals",
     "roll_back",
 ]
 
@@ -439,6 +443,38 @@ def roll_back(conn: sqlite3.Connection) -> None:
     """Roll back what the connection holds open (a job for its worker)."""
     if conn.in_transaction:
         conn.rollback()
+
+
+def explain_refusals(access: Access, database: str, result: StreamResult) -> StreamResult:
+    """Say why a write failed on a read-only stream, in the error itself (HTTP and
+    WebSocket alike)."""
+    if access is not Access.READ_ONLY:
+        return result
+    match result:
+        case StreamError(error=error):
+            return StreamError(error=_explain_read_only(database, error))
+        case StreamOk(response=BatchResponse(result=batch)):
+            return StreamOk(response=BatchResponse(result=explain_batch(database, batch)))
+        case _:
+            return result
+
+
+def explain_batch(database: str, result: BatchResult) -> BatchResult:
+    """A read-only stream's batch result, its write errors explained."""
+    errors = tuple(
+        None if e is None else _explain_read_only(database, e) for e in result.step_errors
+    )
+    return replace(result, step_errors=errors)
+
+
+def _explain_read_only(database: str, error: HranaError) -> HranaError:
+    if not (error.code or "").startswith("SQLITE_READONLY"):
+        return error
+    return HranaError(
+        message=f"write rejected: the token grants read-only access to database "
+        f"{database!r} ({error.message})",
+        code=error.code,
+    )
 
 
 def _remove_database_files(path: Path) -> bool:

@@ -39,7 +39,7 @@ import contextlib
 import json
 import logging
 import sqlite3
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, NoReturn, TypeAlias
 
 from aiohttp import WSCloseCode, WSMsgType, web
@@ -51,7 +51,6 @@ from per_user_db._transports._sqlite import (
 )
 from per_user_db.core._hrana import (
     BatchRequest,
-    BatchResponse,
     CloseSqlResponse,
     DescribeRequest,
     ExecuteRequest,
@@ -72,6 +71,7 @@ from per_user_db.dev._state import (
     ROOT_NAME,
     TRANSACTION_TIMED_OUT,
     Access,
+    explain_refusals,
     roll_back,
 )
 
@@ -500,7 +500,7 @@ class _Connection:
                     code="INTERNAL_ERROR",
                 )
             )
-        await self._answer(job.request_id, _explain(stream.access, self._database, result))
+        await self._answer(job.request_id, explain_refusals(stream.access, self._database, result))
 
     # --- sending ---------------------------------------------------------------------------
 
@@ -576,29 +576,3 @@ def _decode_stream_request(kind: str, body: Mapping[str, object]) -> StreamReque
             if kind == "sequence":
                 return SequenceRequest(sql=sql, sql_id=sql_id)
             return DescribeRequest(sql=sql, sql_id=sql_id)
-
-
-def _explain(access: Access, database: str, result: StreamResult) -> StreamResult:
-    """Say why a write failed on a read-only stream, as the HTTP routes do."""
-    if access is not Access.READ_ONLY:
-        return result
-    match result:
-        case StreamError(error=error):
-            return StreamError(error=_explain_read_only(database, error))
-        case StreamOk(response=BatchResponse(result=batch)):
-            errors = tuple(
-                None if e is None else _explain_read_only(database, e) for e in batch.step_errors
-            )
-            return StreamOk(response=BatchResponse(result=replace(batch, step_errors=errors)))
-        case _:
-            return result
-
-
-def _explain_read_only(database: str, error: HranaError) -> HranaError:
-    if not (error.code or "").startswith("SQLITE_READONLY"):
-        return error
-    return HranaError(
-        message=f"write rejected: the token grants read-only access to database "
-        f"{database!r} ({error.message})",
-        code=error.code,
-    )
