@@ -110,13 +110,6 @@ def _get_int(d: Mapping[str, object], key: str, where: str) -> int:
     return _check_int(_get(d, key, where), f"{where}.{key}")
 
 
-def _get_bool(d: Mapping[str, object], key: str, where: str) -> bool:
-    raw = _get(d, key, where)
-    if not isinstance(raw, bool):
-        raise ProtocolError(f"{where}.{key}: expected true or false, got {_describe(raw)}")
-    return raw
-
-
 def _get_list(d: Mapping[str, object], key: str, where: str) -> list[object]:
     raw = _get(d, key, where)
     if not isinstance(raw, list):
