@@ -36,7 +36,13 @@ from ._provision import Credentials
 from ._settings import Settings, SettingsError
 from ._store import DatabaseCredentialStore, StoreError
 from ._transports._pool import SessionPool, shared_pool
-from ._users import DEFAULT_MARGIN, CredentialsError, get_valid_credentials, setup_user_database
+from ._users import (
+    DEFAULT_MARGIN,
+    CredentialsError,
+    NotProvisioned,
+    get_valid_credentials,
+    setup_user_database,
+)
 from .core._errors import ConnectError
 from .core._result import Err, Ok, Result
 
@@ -89,8 +95,6 @@ class UserDatabaseUnavailable(Exception):
 
     @property
     def status(self) -> int:
-        from ._users import NotProvisioned
-
         return 404 if isinstance(self.error, NotProvisioned) else 503
 
     @property
