@@ -25,6 +25,7 @@ from per_user_db._transports._sqlite import SqliteWorker
 from per_user_db.core._hrana import BatchResponse, HranaError, StreamError, StreamOk
 from per_user_db.core._result import Err, Ok
 from per_user_db.dev._guard import guard_connection
+from per_user_db.dev._inline import SlowPipelines
 
 if TYPE_CHECKING:
     import sqlite3
@@ -180,6 +181,7 @@ class ProtocolServerState:
         self._idle_workers: dict[tuple[str, Access], list[tuple[float, SqliteWorker]]] = {}
         self._slots: dict[tuple[str, Access], asyncio.Semaphore] = {}
         self._lent = 0
+        self.slow_pipelines = SlowPipelines()
         self.counts = RequestCounts()
         self._streams: dict[str, Stream] = {}
         self._expired: collections.OrderedDict[str, None] = collections.OrderedDict()
@@ -276,13 +278,22 @@ class ProtocolServerState:
     ) -> None:
         """Return a borrowed connection: kept for the next pipeline if ``reusable`` (its
         job left it as a new one is), else closed."""
+        unwanted = self.take_back(database, access, worker, reusable=reusable, now=now)
+        if unwanted is not None:
+            await unwanted.close()
+
+    def take_back(
+        self, database: str, access: Access, worker: SqliteWorker, *, reusable: bool, now: float
+    ) -> SqliteWorker | None:
+        """:meth:`give_back` without the wait: returns the connection the caller must
+        close, if it is not kept."""
         self._lent -= 1
         self._slots[(database, access)].release()
         idle = self._idle_workers.setdefault((database, access), [])
         if reusable and not worker.closed and len(idle) < _MAX_IDLE_PER_DATABASE:
             idle.append((now, worker))
-        else:
-            await worker.close()
+            return None
+        return worker
 
     async def _close_idle_workers(self, now: float) -> None:
         # Take the expired ones out of the pool first, with no await in between: a
