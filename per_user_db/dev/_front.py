@@ -57,6 +57,9 @@ REQUEST_READ_TIMEOUT: Final = 30.0
 KEEPALIVE_TIMEOUT: Final = 75.0
 """Seconds an idle kept-alive connection stays open (aiohttp's default)."""
 
+SWEEP_INTERVAL: Final = 1.0
+"""Seconds between two looks for connections past those limits."""
+
 # The whole head in one match: the request line of a pipeline route, then header lines
 # of a token, a colon and visible characters or tabs (no other control characters, no
 # whitespace before the colon, no folded lines).

@@ -42,7 +42,7 @@ from per_user_db.core._hrana import (
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from per_user_db.core._hrana import Batch, StreamRequest
+    from per_user_db.core._hrana import Batch, Stmt, StreamRequest
 
 __all__ = ["INLINE_BUDGET", "PipelineFacts", "SlowPipelines", "inspect"]
 
@@ -84,14 +84,11 @@ def inspect(requests: Sequence[StreamRequest]) -> PipelineFacts:
                 texts.append(sql)
                 continue
             case ExecuteRequest(stmt=stmt):
-                sql = stmt.sql if stmt.sql is not None else stored.get(stmt.sql_id or -1)
+                sql = _text(stmt, stored)
                 texts.append(sql)
                 kind = "read" if _is_query(sql) else "write"
             case BatchRequest(batch=batch):
-                sqls = [
-                    s.stmt.sql if s.stmt.sql is not None else stored.get(s.stmt.sql_id or -1)
-                    for s in batch.steps
-                ]
+                sqls = [_text(step.stmt, stored) for step in batch.steps]
                 texts.extend(sqls)
                 kind = _batch_kind(batch, sqls)
             case DescribeRequest(sql=sql):
@@ -115,6 +112,12 @@ def inspect(requests: Sequence[StreamRequest]) -> PipelineFacts:
 
 
 _Kind = Literal["read", "write", "script"]
+
+
+def _text(stmt: Stmt, stored: dict[int, str]) -> str | None:
+    if stmt.sql is not None:
+        return stmt.sql
+    return None if stmt.sql_id is None else stored.get(stmt.sql_id)
 
 
 def _is_query(sql: str | None) -> bool:
