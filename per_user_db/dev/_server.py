@@ -30,13 +30,18 @@ from per_user_db._transports._sqlite import (
     run_stream_requests,
 )
 from per_user_db.core._hrana import (
+    BatchRequest,
     BatchResponse,
+    BatchResult,
     CloseRequest,
     CursorErrorEntry,
     CursorHeader,
+    ExecuteRequest,
+    HranaError,
     PipelineResponse,
     ProtocolError,
     RowEntry,
+    SequenceRequest,
     StepBeginEntry,
     StepEndEntry,
     StepErrorEntry,
@@ -60,7 +65,6 @@ from per_user_db.dev._inline import INLINE_BUDGET, PipelineFacts, inspect
 from per_user_db.dev._state import (
     DATABASE_NAME,
     ROOT_NAME,
-    TRANSACTION_TIMED_OUT,
     Access,
     ProtocolServerState,
     Stream,
@@ -69,6 +73,7 @@ from per_user_db.dev._state import (
     explain_batch,
     explain_refusals,
     roll_back,
+    transaction_timed_out,
 )
 from per_user_db.dev._websocket import add_websocket_route
 
@@ -77,7 +82,7 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable
 
     from per_user_db._transports._sqlite import SqliteWorker
-    from per_user_db.core._hrana import BatchResult, StreamRequest, StreamResult
+    from per_user_db.core._hrana import StreamRequest, StreamResult
     from per_user_db.dev._state import Authorize
 
 __all__ = [
@@ -485,20 +490,24 @@ async def answer_pipeline(state: ProtocolServerState, call: PipelineCall) -> _Re
     async with stream.lock:
         if not _baton_still_current(stream, pipeline.baton):
             return _refusal(400, "unknown baton: it was already used", "BATON_INVALID")
+        # The server rolled the stream's transaction back since its last request: the
+        # next program (execute, batch or sequence) fails with TRANSACTION_TIMEOUT, as
+        # on sqld (connection_core.rs, forced_rollback); everything else runs.
+        timed_out: int | None = None
         if stream.transaction_timed_out:
-            stream.transaction_timed_out = False
-            ran: tuple[StreamResult, ...] = tuple(_TIMED_OUT for _ in requests)
-        else:
-            # One job on the stream's thread for the whole pipeline: one hop, not one per
-            # request; it also says whether a transaction is left open.
-            async with _dropped_if_cancelled(state, stream):
-                ran, in_transaction = await stream.worker.run(
-                    lambda conn: (
-                        run_stream_requests(conn, requests, stream.stored_sql, version=version),
-                        conn.in_transaction,
-                    )
+            timed_out = next((i for i, r in enumerate(requests) if _is_program(r)), None)
+            stream.transaction_timed_out = timed_out is None
+        error = transaction_timed_out(state.transaction_timeout)
+        # One job on the stream's thread for the whole pipeline: one hop, not one per
+        # request; it also says whether a transaction is left open.
+        async with _dropped_if_cancelled(state, stream):
+            ran, in_transaction = await stream.worker.run(
+                lambda conn: (
+                    _run_stream(conn, requests, stream.stored_sql, version, timed_out, error),
+                    conn.in_transaction,
                 )
-            stream.ran(in_transaction=in_transaction, now=asyncio.get_running_loop().time())
+            )
+        stream.ran(in_transaction=in_transaction, now=asyncio.get_running_loop().time())
         results = [explain_refusals(stream.access, stream.database, r) for r in ran]
         if requests and isinstance(requests[-1], CloseRequest):
             await state.close_stream(stream)
@@ -619,7 +628,33 @@ async def _reset(worker: SqliteWorker, facts: PipelineFacts) -> bool:
     return await worker.run(reset)
 
 
-_TIMED_OUT = StreamError(error=TRANSACTION_TIMED_OUT)
+def _is_program(request: StreamRequest) -> bool:
+    return isinstance(request, ExecuteRequest | BatchRequest | SequenceRequest)
+
+
+def _run_stream(
+    conn: sqlite3.Connection,
+    requests: tuple[StreamRequest, ...],
+    stored: dict[int, str],
+    version: int,
+    timed_out: int | None,
+    error: HranaError,
+) -> tuple[StreamResult, ...]:
+    """Run a stream's pipeline; request ``timed_out`` (if any) fails instead, each of its
+    steps if it is a batch."""
+    if timed_out is None:
+        return run_stream_requests(conn, requests, stored, version=version)
+    results: list[StreamResult] = []
+    for index, request in enumerate(requests):
+        if index != timed_out:
+            results.append(run_stream_request(conn, request, stored, version=version))
+        elif isinstance(request, BatchRequest):
+            steps = len(request.batch.steps)
+            failed = BatchResult(step_results=(None,) * steps, step_errors=(error,) * steps)
+            results.append(StreamOk(response=BatchResponse(result=failed)))
+        else:
+            results.append(StreamError(error=error))
+    return tuple(results)
 
 
 @contextlib.asynccontextmanager

@@ -35,7 +35,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DATABASE_NAME",
-    "TRANSACTION_TIMED_OUT",
     "Access",
     "Authorize",
     "ProtocolServerState",
@@ -46,6 +45,7 @@ __all__ = [
     "explain_batch",
     "explain_refusals",
     "roll_back",
+    "transaction_timed_out",
 ]
 
 DATABASE_NAME = re.compile(r"[a-z0-9-]{1,64}\Z")
@@ -432,11 +432,15 @@ class ProtocolServerState:
             await self._closing.pop().worker.close()
 
 
-TRANSACTION_TIMED_OUT = HranaError(
-    message="the stream's transaction was rolled back after being open longer than the "
-    "server allows (about 5 s, as on Turso); start it again, and keep transactions short",
-    code="TRANSACTION_TIMEOUT",
-)
+def transaction_timed_out(limit: float | None) -> HranaError:
+    """The error of the first statement a stream runs after its transaction was rolled
+    back for being open longer than ``limit`` seconds."""
+    return HranaError(
+        message=f"the stream's transaction was rolled back after being open longer than "
+        f"{limit or 0:g} s (this server's limit; Turso's is about 5 s); start it again, "
+        "and keep transactions short",
+        code="TRANSACTION_TIMEOUT",
+    )
 
 
 _LENT_PER_DATABASE = 8
