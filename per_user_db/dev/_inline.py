@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Literal
 from per_user_db._transports._sqlite import first_keyword
 from per_user_db.core._hrana import (
     BatchRequest,
+    CloseRequest,
     DescribeRequest,
     ExecuteRequest,
     OkCond,
@@ -72,6 +73,13 @@ class PipelineFacts:
 
 def inspect(requests: Sequence[StreamRequest]) -> PipelineFacts:
     """The facts of a pipeline (its requests as decoded, ``close`` included)."""
+    if (
+        len(requests) == 2
+        and isinstance(requests[1], CloseRequest)
+        and isinstance(first := requests[0], ExecuteRequest)
+        and first.stmt.sql is not None
+    ):
+        return _one_statement(first.stmt.sql)  # what clients send for execute()
     stored: dict[int, str] = {}
     texts: list[str | None] = []
     restartable = True
@@ -112,6 +120,18 @@ def inspect(requests: Sequence[StreamRequest]) -> PipelineFacts:
 
 
 _Kind = Literal["read", "write", "script"]
+
+
+@functools.lru_cache(maxsize=1024)
+def _one_statement(sql: str) -> PipelineFacts:
+    # One statement is undone as a whole when interrupted: always restartable.
+    lowered = sql.lower()
+    return PipelineFacts(
+        restartable=True,
+        key=(sql,),
+        touches_pragmas="pragma" in lowered,
+        touches_temp="temp" in lowered,
+    )
 
 
 def _text(stmt: Stmt, stored: dict[int, str]) -> str | None:

@@ -540,10 +540,10 @@ async def _one_shot(
     facts = inspect(requests)
     reusable = False
     try:
-        ran = _run_inline(state, worker, requests, facts, version)
-        if ran is None:
-            ran = await worker.run(lambda conn: _fresh_then_run(conn, requests, version))
-        reusable = not facts.touches_pragmas and await _reset(worker, facts)
+        done = _run_inline(state, worker, requests, facts, version)
+        if done is None:
+            done = await worker.run(lambda conn: _fresh_then_run(conn, requests, version, facts))
+        ran, reusable = done
     finally:
         unwanted = state.take_back(
             database, access, worker, reusable=reusable, now=asyncio.get_running_loop().time()
@@ -563,14 +563,14 @@ def _run_inline(
     requests: tuple[StreamRequest, ...],
     facts: PipelineFacts,
     version: int,
-) -> tuple[StreamResult, ...] | None:
-    """The pipeline's results if it ran here, on the loop's thread, within the budget;
-    None if it must run on the worker (it ran not at all, or was interrupted or met a
-    lock, and nothing it did remains)."""
+) -> tuple[tuple[StreamResult, ...], bool] | None:
+    """The pipeline's results, and whether its connection may be kept, if it ran here,
+    on the loop's thread, within the budget; None if it must run on the worker (it ran
+    not at all, or was interrupted or met a lock, and nothing it did remains)."""
     if not facts.restartable or not worker.idle or state.slow_pipelines.seen(facts.key):
         return None
 
-    def job(conn: sqlite3.Connection) -> tuple[StreamResult, ...] | None:
+    def job(conn: sqlite3.Connection) -> tuple[tuple[StreamResult, ...], bool] | None:
         results: list[StreamResult] = []
         stored: dict[int, str] = {}
         for request in requests:
@@ -578,7 +578,9 @@ def _run_inline(
             results.append(result)
             if _failed_with(result, _STOPPED):
                 return None  # interrupted, or met a lock: nothing after it may run
-        return tuple(results)
+        # Done and kept: an interrupt during the reset must not undo the answer.
+        conn.set_progress_handler(None, 0)
+        return tuple(results), _reset(conn, facts)
 
     outcome = worker.run_inline(job, budget=INLINE_BUDGET)
     if outcome is None:
@@ -587,10 +589,30 @@ def _run_inline(
 
 
 def _fresh_then_run(
-    conn: sqlite3.Connection, requests: tuple[StreamRequest, ...], version: int
-) -> tuple[StreamResult, ...]:
+    conn: sqlite3.Connection,
+    requests: tuple[StreamRequest, ...],
+    version: int,
+    facts: PipelineFacts,
+) -> tuple[tuple[StreamResult, ...], bool]:
     roll_back(conn)  # what an interrupted inline attempt may have left open
-    return run_stream_requests(conn, requests, {}, version=version)
+    results = run_stream_requests(conn, requests, {}, version=version)
+    return results, _reset(conn, facts)
+
+
+def _reset(conn: sqlite3.Connection, facts: PipelineFacts) -> bool:
+    """Leave the connection as a new one is; False if it must not serve another
+    pipeline (it may carry a pragma's setting, or the reset failed)."""
+    if facts.touches_pragmas:
+        return False
+    try:
+        if conn.in_transaction:
+            conn.rollback()
+        if facts.touches_temp:
+            (temporary,) = conn.execute("SELECT count(*) FROM temp.sqlite_master").fetchone()
+            return bool(temporary == 0)  # temp tables, views or triggers must not leak
+    except sqlite3.Error:
+        return False
+    return True
 
 
 def _failed_with(result: StreamResult, codes: frozenset[str]) -> bool:
@@ -604,28 +626,6 @@ def _failed_with(result: StreamResult, codes: frozenset[str]) -> bool:
 
 
 _STOPPED = frozenset({"SQLITE_INTERRUPT", "SQLITE_BUSY", "SQLITE_BUSY_SNAPSHOT", "SQLITE_LOCKED"})
-
-
-async def _reset(worker: SqliteWorker, facts: PipelineFacts) -> bool:
-    """Leave the connection as a new one is; False if that did not work, and it must
-    not serve another pipeline."""
-
-    def reset(conn: sqlite3.Connection) -> bool:
-        try:
-            if conn.in_transaction:
-                conn.rollback()
-            if not facts.touches_temp:
-                return True
-            (temporary,) = conn.execute("SELECT count(*) FROM temp.sqlite_master").fetchone()
-        except sqlite3.Error:
-            return False
-        return bool(temporary == 0)  # temp tables, views or triggers must not reach the next
-
-    if worker.idle:
-        done = worker.run_inline(reset, budget=INLINE_BUDGET)
-        if done is not None:
-            return done
-    return await worker.run(reset)
 
 
 def _is_program(request: StreamRequest) -> bool:
