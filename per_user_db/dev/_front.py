@@ -231,8 +231,11 @@ class FrontDoor(asyncio.Protocol):
         self.last_active = self._loop.time()
         if self._task is None:
             self._next()
-        elif len(self._buffer) > MAX_HEAD + self._max_body and self._transport is not None:
-            self._transport.pause_reading()  # a client sending far ahead of the answers
+        # A client sending far ahead of the answers it reads (or while it reads none:
+        # writing paused) waits until they catch up; at most one largest request stays
+        # unread here, however much it pipelines.
+        if len(self._buffer) > MAX_HEAD + self._max_body and self._transport is not None:
+            self._transport.pause_reading()
 
     def eof_received(self) -> bool | None:
         self._peer_done = True

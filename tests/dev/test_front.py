@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import socket
 from typing import TYPE_CHECKING
 
 import pytest
@@ -321,3 +322,41 @@ async def test_a_request_that_stops_arriving_is_closed(
         assert await answered.closed_by_server()  # kept alive, then idle too long
         await Wire(*trickle).close()
         await answered.close()
+
+
+async def test_a_client_that_never_reads_cannot_make_the_server_buffer_without_bound() -> None:
+    big = b"x" * 200_000  # answers that fill the socket's buffers at once
+
+    async def answer(call: _front.PipelineCall) -> tuple[int, bytes]:
+        return 200, big
+
+    doors: set[_front.FrontDoor] = set()
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(
+        lambda: _front.FrontDoor(answer, lambda: asyncio.Protocol(), doors, max_body=1000,
+                                 root_routes=True),
+        "127.0.0.1",
+        0,
+    )  # fmt: skip
+    port = server.sockets[0].getsockname()[1]
+    client = socket.socket()
+    client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # and it never reads
+    client.setblocking(False)
+    await loop.sock_connect(client, ("127.0.0.1", port))
+    request = pipeline_request(path="/v2/pipeline")
+    try:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(2):
+                for _ in range(5_000):  # blocks once the server stops reading
+                    await loop.sock_sendall(client, request)
+                    await asyncio.sleep(0)  # the server's turn
+        (door,) = doors
+        unread = len(door._buffer)  # what the server holds for this client
+        assert unread <= _front.MAX_HEAD + 1000 + 2**18  # the limit, plus one read
+    finally:
+        client.close()
+        for open_door in doors:
+            open_door.abort()
+        server.close()
+        await server.wait_closed()
+        await asyncio.sleep(0.01)  # the transports finish closing
