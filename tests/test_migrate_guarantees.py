@@ -48,6 +48,7 @@ from per_user_db.core._hrana import (
     StreamResult,
 )
 
+from .conftest import read_only
 from .migration_sets import ADD_COLUMN, INIT, REBUILD, WHENS, make_set
 from .test_migrate import Target, target  # noqa: F401  (the fixture, reused)
 
@@ -160,7 +161,7 @@ async def file_db(tmp_path: Path) -> AsyncIterator[tuple[Database, SecondConnect
 
 
 def version_rows(path: Path) -> list[tuple[object, ...]]:
-    conn = sqlite3.connect(path)
+    conn = read_only(path)
     try:
         return conn.execute(
             'SELECT hash, created_at FROM "__drizzle_migrations" ORDER BY created_at, hash'
