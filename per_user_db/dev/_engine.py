@@ -53,6 +53,14 @@ not match SQL parameters: …". The client's checks read codes by prefix (``SQLI
 ``SQLITE_LOCKED``, ``SQLITE_READONLY``, ``SQLITE_CONSTRAINT``), which both the extended
 names of its local ``sqlite3`` transport and these primary ones satisfy.
 
+One caution comes with APSW: its SQLite is a second copy of SQLite in the server's
+process (Python's ``sqlite3`` links its own), and two copies do not see each other's
+POSIX locks (sqlite.org/howtocorrupt.html, 2.2.1). A read-write ``sqlite3`` connection
+to a served file, opened in the same process and closed, believes it was the file's last
+connection: it checkpoints and deletes the WAL the server is still writing to, and the
+server's later writes are lost. Nothing in this package does that; a test that peeks at
+a served file opens it read-only (``tests/conftest.py`` ``read_only``).
+
 Where this still differs from sqld: sqld parses the whole text with its own parser before
 SQLite sees it, so a sequence with a syntax error in its third statement runs nothing;
 here the first two run. The offsets are those of the SQLite APSW bundles, which may name

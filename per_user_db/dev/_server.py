@@ -6,7 +6,7 @@ answers today: ``POST v2/pipeline``, ``POST v3/pipeline``, ``POST v3/cursor``,
 in-band in 200 responses; HTTP-level errors carry ``{"error": "..."}`` bodies.
 
 This module only translates HTTP to the codec (:mod:`per_user_db.core._hrana`), the
-stream registry (:mod:`._state`) and SQLite (:mod:`per_user_db._transports._sqlite`) and back.
+stream registry (:mod:`._state`) and SQLite (:mod:`._engine`) and back.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import sqlite3
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +22,6 @@ from typing import TYPE_CHECKING, Protocol, TypeVar
 import anyio
 from aiohttp import web
 
-from per_user_db._transports._sqlite import execute_batch, run_stream_requests
 from per_user_db.core._hrana import (
     CloseRequest,
     CursorErrorEntry,
@@ -42,6 +40,7 @@ from per_user_db.core._hrana import (
     encode_pipeline_response,
 )
 from per_user_db.core._result import Err, Ok
+from per_user_db.dev._engine import execute_batch, run_and_reset, run_stream_requests
 from per_user_db.dev._state import (
     DATABASE_NAME,
     ROOT_NAME,
@@ -443,7 +442,7 @@ async def _one_shot(
     reusable = False
     try:
         ran, reusable = await worker.run(
-            lambda conn: _run_and_reset(conn, requests, version=version, read_only=read_only)
+            lambda conn: run_and_reset(conn, requests, version=version, read_only=read_only)
         )
     finally:
         # Cancelled (the client left) or failed: the interrupted connection is closed.
@@ -458,27 +457,6 @@ async def _one_shot(
     results = tuple(explain_refusals(access, database, result) for result in ran)
     body = encode_pipeline_response(PipelineResponse(baton=None, base_url=None, results=results))
     return web.Response(body=body, content_type="application/json")
-
-
-def _run_and_reset(
-    conn: sqlite3.Connection,
-    requests: tuple[StreamRequest, ...],
-    *,
-    version: int,
-    read_only: bool,
-) -> tuple[tuple[StreamResult, ...], bool]:
-    """Run a one-shot pipeline, then leave the connection as a new one would be; the
-    flag says whether that worked, so the connection may serve the next pipeline."""
-    ran = run_stream_requests(conn, requests, {}, version=version)
-    try:
-        if conn.in_transaction:
-            conn.rollback()
-        if not read_only:  # a read-only token cannot change the pragma in the first place
-            conn.execute("PRAGMA foreign_keys = ON")
-        (temporary,) = conn.execute("SELECT count(*) FROM temp.sqlite_master").fetchone()
-    except sqlite3.Error:
-        return ran, False
-    return ran, temporary == 0  # temp tables, views or triggers must not reach the next
 
 
 _TIMED_OUT = StreamError(error=TRANSACTION_TIMED_OUT)
