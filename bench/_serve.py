@@ -4,7 +4,7 @@
 
 Prints the server's base URL on one line, then serves until its standard input closes
 (the benchmark that started it ends), so no server outlives its benchmark.
-``GET /_bench/posts`` answers how many POSTs (pipeline requests) it has served. Running the
+``GET /_bench/posts`` answers how many pipeline and cursor requests it has served. Running the
 server in another process keeps its CPU out of the client's numbers, as a real server's.
 """
 
@@ -21,39 +21,30 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from per_user_db.dev import create_protocol_app, protocol_state, serve
+from per_user_db.dev import Faults, create_protocol_app, protocol_state, serve
+from per_user_db.dev._faults import fault_middleware
+from per_user_db.dev._server import SQL_LATENCY
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable, Iterator
+    from collections.abc import Iterator
 
 
 async def main(data: Path, latency: float, names: list[str]) -> None:
     app = create_protocol_app(data)
-    posts = 0
+    state = protocol_state(app)
 
-    @web.middleware
-    async def count(
-        request: web.Request,
-        handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
-    ) -> web.StreamResponse:
-        nonlocal posts
-        if request.path == "/_bench/posts":  # the benchmark asks how many so far
-            return web.Response(text=str(posts))
-        posts += request.method == "POST"
-        return await handler(request)
+    async def posts(request: web.Request) -> web.Response:
+        # What the SQL routes counted: every pipeline and cursor request.
+        routes = state.counts.by_route()
+        served = sum(n for route, n in routes.items() if route.endswith(("pipeline", "cursor")))
+        return web.Response(text=str(served))
 
-    app.middlewares.append(count)
+    app.router.add_get("/_bench/posts", posts)
     if latency:
-
-        @web.middleware
-        async def delay(
-            request: web.Request,
-            handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
-        ) -> web.StreamResponse:
-            await asyncio.sleep(latency)
-            return await handler(request)
-
-        app.middlewares.append(delay)
+        # The local Turso's own --latency: aiohttp's routes through the middleware, the
+        # pipeline routes (read by the front door) through SQL_LATENCY.
+        app.middlewares.insert(0, fault_middleware(Faults(latency=latency)))
+        app[SQL_LATENCY] = lambda: latency
     for name in names:
         await protocol_state(app).create_database(name)
     async with serve(app) as address:

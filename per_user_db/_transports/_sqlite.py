@@ -93,6 +93,7 @@ __all__ = [
     "execute_batch",
     "execute_sequence",
     "execute_stmt",
+    "first_keyword",
     "hrana_error_from_sqlite",
     "resolve_sql",
     "roll_back",
@@ -788,6 +789,12 @@ def _scan(sql: str) -> _Scan:
 @functools.lru_cache(maxsize=1024)
 def _has_statement(sql: str) -> bool:
     return _scan(sql).end > 0
+
+
+def first_keyword(sql: str) -> str:
+    """The statement's first word, upper-cased ("" if it has none), skipping comments."""
+    keywords = _scan(sql).keywords
+    return keywords[0] if keywords else ""
 
 
 @functools.lru_cache(maxsize=1024)

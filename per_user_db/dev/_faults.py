@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from per_user_db.dev._front import front_door_safe
+
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
@@ -76,6 +78,9 @@ class Faults:
 
 
 def fault_middleware(faults: Faults) -> Middleware:
+    # The front door applies the latency to the pipeline routes itself (SQL_LATENCY),
+    # and faults are only ever drawn for the Platform API.
+    @front_door_safe
     @web.middleware
     async def delay_and_fail(
         request: web.Request,

@@ -13,6 +13,8 @@ It refuses
   functions (``pragma_table_info``) alike, and ``database_list`` (the server's absolute
   path); settings such as ``journal_mode``, ``synchronous`` or ``query_only`` may be read
   but not changed, and ``writable_schema`` not at all;
+* ``busy_timeout`` longer than the server's own (shorter is allowed: the server itself
+  turns the wait off and on);
 * for a read-only token, every pragma but the reading ones. Its connection runs with
   ``query_only`` on, which makes the engine refuse every write with ``SQLITE_READONLY``;
   since no client may change ``query_only``, nothing turns it off.
@@ -143,7 +145,7 @@ def _authorizer(
             return apsw.SQLITE_OK
         if action == apsw.SQLITE_PRAGMA:
             name = (arg1 or "").lower()
-            if name in READ_PRAGMAS:
+            if name in READ_PRAGMAS or (name == "busy_timeout" and _shorter_wait(arg2)):
                 return apsw.SQLITE_OK
             if read_only:
                 return apsw.SQLITE_DENY
@@ -155,6 +157,18 @@ def _authorizer(
         return apsw.SQLITE_OK
 
     return authorize
+
+
+BUSY_TIMEOUT_CEILING_MS = 5000
+"""The longest busy wait a connection may set itself (the server's own default): the
+server turns the wait off while it runs a statement on its event loop's thread, and
+back on for its worker thread; a client may shorten it, never lengthen it."""
+
+
+def _shorter_wait(argument: str | None) -> bool:
+    return (
+        argument is not None and argument.isdecimal() and int(argument) <= (BUSY_TIMEOUT_CEILING_MS)
+    )
 
 
 def guard_connection(*, read_only: bool) -> Callable[[apsw.Connection], None]:

@@ -31,6 +31,7 @@ from aiohttp import web
 
 from per_user_db.core._result import Err, Ok
 from per_user_db.dev._faults import Faults, fault_middleware, is_platform_path
+from per_user_db.dev._front import front_door_safe
 from per_user_db.dev._local_turso import (
     DEFAULT_MAX_DATABASES,
     LocalTurso,
@@ -48,6 +49,7 @@ from per_user_db.dev._registry import (
 from per_user_db.dev._server import (
     DEFAULT_STATEMENT_TIMEOUT,
     SERVER_VERSION,
+    SQL_LATENCY,
     TLS_CONTEXT,
     create_protocol_app,
     protocol_state,
@@ -141,6 +143,7 @@ def create_local_turso_app(
         app[TLS_CONTEXT] = certificates.server_context()
     # Outermost, so a fault answers before anything runs or is counted.
     app.middlewares.insert(0, fault_middleware(faults))
+    app[SQL_LATENCY] = lambda: faults.latency
     app.middlewares.append(_require_api_token)
     _add_platform_routes(app.router)
     return app
@@ -183,6 +186,7 @@ def _bad_request(message: str) -> web.Response:
     return _error_response(LocalTursoError(code=LocalTursoErrorCode.BAD_REQUEST, message=message))
 
 
+@front_door_safe  # the pipeline routes are no Platform API paths
 @web.middleware
 async def _require_api_token(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]

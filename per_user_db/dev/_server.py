@@ -13,26 +13,35 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeAlias, TypeVar
 
 import anyio
+import apsw
 from aiohttp import web
 
 from per_user_db.core._hrana import (
+    BatchRequest,
+    BatchResponse,
+    BatchResult,
     CloseRequest,
     CursorErrorEntry,
     CursorHeader,
+    ExecuteRequest,
+    HranaError,
     PipelineResponse,
     ProtocolError,
     RowEntry,
+    SequenceRequest,
     StepBeginEntry,
     StepEndEntry,
     StepErrorEntry,
     StreamError,
+    StreamOk,
     decode_cursor_request,
     decode_pipeline_request,
     encode_cursor_entry,
@@ -40,11 +49,18 @@ from per_user_db.core._hrana import (
     encode_pipeline_response,
 )
 from per_user_db.core._result import Err, Ok
-from per_user_db.dev._engine import execute_batch, run_and_reset, run_stream_requests
+from per_user_db.dev._engine import execute_batch, run_stream_request, run_stream_requests
+from per_user_db.dev._front import (
+    FrontDoor,
+    PipelineCall,
+    front_door_safe,
+    is_front_door_safe,
+    sweep_forever,
+)
+from per_user_db.dev._inline import INLINE_BUDGET, PipelineFacts, inspect
 from per_user_db.dev._state import (
     DATABASE_NAME,
     ROOT_NAME,
-    TRANSACTION_TIMED_OUT,
     Access,
     ProtocolServerState,
     Stream,
@@ -52,6 +68,8 @@ from per_user_db.dev._state import (
     allow_all,
     explain_batch,
     explain_refusals,
+    roll_back,
+    transaction_timed_out,
 )
 from per_user_db.dev._websocket import add_websocket_route
 
@@ -59,11 +77,14 @@ if TYPE_CHECKING:
     import os
     from collections.abc import AsyncIterator, Awaitable, Callable
 
-    from per_user_db.core._hrana import BatchResult, StreamRequest, StreamResult
+    from per_user_db.core._hrana import StreamRequest, StreamResult
+    from per_user_db.dev._engine import ServerWorker
     from per_user_db.dev._state import Authorize
 
 __all__ = [
+    "MAX_BODY",
     "PROTOCOL_STATE",
+    "SQL_LATENCY",
     "TLS_CONTEXT",
     "ServerAddress",
     "create_protocol_app",
@@ -91,6 +112,13 @@ and interrupts a statement only when its client goes away, as the local server a
 
 DEFAULT_TRANSACTION_TIMEOUT = 5.0
 """Seconds an interactive transaction may stay open: sqld's TXN_TIMEOUT."""
+
+MAX_BODY = 1024**2
+"""Bytes of request body accepted (aiohttp's default, which it answers with 413)."""
+
+SQL_LATENCY: web.AppKey[Callable[[], float]] = web.AppKey("per_user_db.sql_latency")
+"""Seconds to delay each SQL request by, read per request (the local Turso's
+``--latency``); the front door has no middlewares to do it."""
 
 
 def create_protocol_app(
@@ -129,7 +157,7 @@ def create_protocol_app(
         transaction_timeout=transaction_timeout,
         root_database=None if root_database is None else Path(root_database),
     )
-    app = web.Application(middlewares=[_count_and_map_errors])
+    app = web.Application(middlewares=[_count_and_map_errors], client_max_size=MAX_BODY)
     app[PROTOCOL_STATE] = state
     app.cleanup_ctx.append(_stream_reaper)
     app.router.add_get("/health", _health, name="health")
@@ -195,13 +223,57 @@ async def serve(
     # A handler whose client went away is cancelled, which interrupts its SQL.
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0, handler_cancellation=True)
     await runner.setup()
+    aiohttp_protocol = runner.server
+    assert aiohttp_protocol is not None  # set by setup()
+    state = app.get(PROTOCOL_STATE)
+    doors: set[FrontDoor] = set()
+    loop = asyncio.get_running_loop()
+    if state is not None and all(is_front_door_safe(m) for m in app.middlewares):
+        answer = _front_door_answer(state, app.get(SQL_LATENCY))
+        root_routes = state.root_database is not None
+
+        def accept() -> asyncio.Protocol:
+            return FrontDoor(
+                answer, aiohttp_protocol, doors, max_body=MAX_BODY, root_routes=root_routes
+            )
+
+    else:  # a middleware the front door would skip: aiohttp reads everything
+
+        def accept() -> asyncio.Protocol:
+            return aiohttp_protocol()
+
     try:
-        site = web.TCPSite(runner, host, port, ssl_context=ssl_context)
-        await site.start()
-        bound_port = int(runner.addresses[0][1])
+        listener = await loop.create_server(accept, host, port, ssl=ssl_context)
+    except BaseException:
+        await runner.cleanup()
+        raise
+    # Owned by this block: cancelled and awaited below.
+    sweeper = loop.create_task(sweep_forever(doors))
+    try:
+        bound_port = int(listener.sockets[0].getsockname()[1])
         yield ServerAddress(host=host, port=bound_port, tls=ssl_context is not None)
     finally:
+        listener.close()
+        sweeper.cancel()
+        in_flight = [task for door in list(doors) if (task := door.abort()) is not None]
+        with contextlib.suppress(asyncio.CancelledError):
+            await sweeper
+        if in_flight:
+            await asyncio.wait(in_flight, timeout=1.0)
         await runner.cleanup()
+
+
+def _front_door_answer(
+    state: ProtocolServerState, latency: Callable[[], float] | None
+) -> Callable[[PipelineCall], Awaitable[_Reply]]:
+    async def answer(call: PipelineCall) -> _Reply:
+        name = call.database or ROOT_NAME
+        state.counts.record(f"v{call.version}/pipeline", name)
+        if latency is not None and (delay := latency()) > 0:
+            await asyncio.sleep(delay)
+        return await answer_pipeline(state, call)
+
+    return answer
 
 
 # --- app lifecycle -------------------------------------------------------------------------
@@ -235,13 +307,27 @@ async def _reap_forever(state: ProtocolServerState, interval: float) -> None:
 # --- HTTP plumbing -------------------------------------------------------------------------
 
 
-def _error(status: int, message: str, code: str | None = None) -> web.Response:
+_Reply: TypeAlias = tuple[int, bytes]
+"""An HTTP status and its JSON body, for the front door and aiohttp alike."""
+
+
+def _refusal(status: int, message: str, code: str | None = None) -> _Reply:
     body: dict[str, str] = {"error": message}
     if code is not None:
         body["code"] = code
-    return web.json_response(body, status=status)
+    return status, json.dumps(body).encode()
 
 
+def _error(status: int, message: str, code: str | None = None) -> web.Response:
+    return _response(_refusal(status, message, code))
+
+
+def _response(reply: _Reply) -> web.Response:
+    status, body = reply
+    return web.Response(status=status, body=body, content_type="application/json")
+
+
+@front_door_safe
 @web.middleware
 async def _count_and_map_errors(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -276,44 +362,43 @@ async def _version(request: web.Request) -> web.Response:
     return web.Response(text=SERVER_VERSION)
 
 
-async def _authorized(request: web.Request) -> tuple[str, Access] | web.Response:
-    name = request.match_info.get("name", ROOT_NAME)  # the root routes of root_database
-    state = request.app[PROTOCOL_STATE]
+async def _authorized(
+    state: ProtocolServerState, name: str, token: str | None
+) -> tuple[str, Access] | _Reply:
     if not DATABASE_NAME.match(name):
-        return _error(404, f"no database named {name!r} (names are 1-64 of a-z, 0-9, '-')")
-    access = await state.authorize(_bearer_token(request), name)
+        return _refusal(404, f"no database named {name!r} (names are 1-64 of a-z, 0-9, '-')")
+    access = await state.authorize(token, name)
     if access is None:
-        return _error(401, f"the token does not grant access to database {name!r}")
+        return _refusal(401, f"the token does not grant access to database {name!r}")
     return name, access
 
 
 async def _acquire(
-    request: web.Request, baton: str | None, database: str, access: Access
-) -> Stream | web.Response:
+    state: ProtocolServerState, baton: str | None, database: str, access: Access
+) -> Stream | _Reply:
     """The stream a request continues (or a new one), or the HTTP error to answer with."""
-    state = request.app[PROTOCOL_STATE]
     now = asyncio.get_running_loop().time()
     if baton is None:
         if not state.database_exists(database) and not state.create_on_demand:
-            return _error(404, f"database {database!r} does not exist")
+            return _refusal(404, f"database {database!r} does not exist")
         match await state.open_stream(database, access, now):
             case Ok(stream):
                 return stream
             case Err(error):
                 status = 404 if error.code == "NOT_FOUND" else 503
-                return _error(status, error.message, error.code)
+                return _refusal(status, error.message, error.code)
     found = state.find_stream(baton, database, now)
     await state.close_pending()
     match found:
         case StreamRefusal.EXPIRED:
-            return _error(
+            return _refusal(
                 400,
                 f"the stream expired after {state.stream_idle_timeout:g} s idle; "
                 "open a new stream (baton null)",
                 "STREAM_EXPIRED",
             )
         case StreamRefusal.UNKNOWN | StreamRefusal.OTHER_DATABASE:
-            return _error(
+            return _refusal(
                 400,
                 "unknown baton: it names no open stream of this database "
                 "(a baton is good for one request only)",
@@ -321,7 +406,7 @@ async def _acquire(
             )
         case Stream() as stream:
             if stream.access is Access.READ_WRITE and access is Access.READ_ONLY:
-                return _error(403, "a read-only token cannot continue a read-write stream")
+                return _refusal(403, "a read-only token cannot continue a read-write stream")
             return stream
 
 
@@ -341,6 +426,17 @@ async def _pipeline_v3(request: web.Request) -> web.Response:
     return await _pipeline(request, version=3)
 
 
+async def _pipeline(request: web.Request, *, version: int) -> web.Response:
+    call = PipelineCall(
+        database=request.match_info.get("name"),
+        version=version,
+        token=_bearer_token(request),
+        body=await request.read(),
+        close=False,
+    )
+    return _response(await answer_pipeline(request.app[PROTOCOL_STATE], call))
+
+
 class _Batoned(Protocol):
     @property
     def baton(self) -> str | None: ...
@@ -349,68 +445,67 @@ class _Batoned(Protocol):
 _M = TypeVar("_M", bound=_Batoned)
 
 
-async def _decoded(
+async def _stream_for(
     request: web.Request, decode: Callable[[bytes], _M], what: str
-) -> tuple[str, Access, _M] | web.Response:
-    """Authorize and decode the body."""
-    authorized = await _authorized(request)
-    if isinstance(authorized, web.Response):
+) -> tuple[Stream, _M] | _Reply:
+    """Authorize, decode the body, and find (or open) the stream its baton names."""
+    state = request.app[PROTOCOL_STATE]
+    name = request.match_info.get("name", ROOT_NAME)  # the root routes of root_database
+    authorized = await _authorized(state, name, _bearer_token(request))
+    if isinstance(authorized[1], bytes):
         return authorized
     database, access = authorized
     try:
         message = decode(await request.read())
     except ProtocolError as exc:
-        return _error(400, f"malformed {what} request: {exc}", "PROTOCOL_ERROR")
-    return database, access, message
-
-
-async def _stream_for(
-    request: web.Request, decode: Callable[[bytes], _M], what: str
-) -> tuple[Stream, _M] | web.Response:
-    """Authorize, decode the body, and find (or open) the stream its baton names."""
-    decoded = await _decoded(request, decode, what)
-    if isinstance(decoded, web.Response):
-        return decoded
-    database, access, message = decoded
-    acquired = await _acquire(request, message.baton, database, access)
-    if isinstance(acquired, web.Response):
+        return _refusal(400, f"malformed {what} request: {exc}", "PROTOCOL_ERROR")
+    acquired = await _acquire(state, message.baton, database, access)
+    if not isinstance(acquired, Stream):
         return acquired
     return acquired, message
 
 
-async def _pipeline(request: web.Request, *, version: int) -> web.Response:
-    decoded = await _decoded(request, decode_pipeline_request, "pipeline")
-    if isinstance(decoded, web.Response):
-        return decoded
-    database, access, pipeline = decoded
+async def answer_pipeline(state: ProtocolServerState, call: PipelineCall) -> _Reply:
+    """The status and JSON body answering a pipeline request (both HTTP paths)."""
+    authorized = await _authorized(state, call.database or ROOT_NAME, call.token)
+    if isinstance(authorized[1], bytes):
+        return authorized
+    database, access = authorized
+    try:
+        pipeline = decode_pipeline_request(call.body)
+    except ProtocolError as exc:
+        return _refusal(400, f"malformed pipeline request: {exc}", "PROTOCOL_ERROR")
     requests = pipeline.requests
+    version = call.version
     if pipeline.baton is None and requests and isinstance(requests[-1], CloseRequest):
-        return await _one_shot(request, database, access, requests, version)
-    acquired = await _acquire(request, pipeline.baton, database, access)
-    if isinstance(acquired, web.Response):
+        return await _one_shot(state, database, access, requests, version)
+    acquired = await _acquire(state, pipeline.baton, database, access)
+    if not isinstance(acquired, Stream):
         return acquired
     stream = acquired
-    state = request.app[PROTOCOL_STATE]
     async with stream.lock:
         if not _baton_still_current(stream, pipeline.baton):
-            return _error(400, "unknown baton: it was already used", "BATON_INVALID")
-        requests = pipeline.requests
+            return _refusal(400, "unknown baton: it was already used", "BATON_INVALID")
+        # The server rolled the stream's transaction back since its last request: the
+        # next program (execute, batch or sequence) fails with TRANSACTION_TIMEOUT, as
+        # on sqld (connection_core.rs, forced_rollback); everything else runs.
+        timed_out: int | None = None
         if stream.transaction_timed_out:
-            stream.transaction_timed_out = False
-            ran: tuple[StreamResult, ...] = tuple(_TIMED_OUT for _ in requests)
-        else:
-            # One job on the stream's thread for the whole pipeline: one hop, not one per
-            # request; it also says whether a transaction is left open.
-            async with _dropped_if_cancelled(state, stream):
-                ran, in_transaction = await stream.worker.run(
-                    lambda conn: (
-                        run_stream_requests(conn, requests, stream.stored_sql, version=version),
-                        conn.in_transaction,
-                    )
+            timed_out = next((i for i, r in enumerate(requests) if _is_program(r)), None)
+            stream.transaction_timed_out = timed_out is None
+        error = transaction_timed_out(state.transaction_timeout)
+        # One job on the stream's thread for the whole pipeline: one hop, not one per
+        # request; it also says whether a transaction is left open.
+        async with _dropped_if_cancelled(state, stream):
+            ran, in_transaction = await stream.worker.run(
+                lambda conn: (
+                    _run_stream(conn, requests, stream.stored_sql, version, timed_out, error),
+                    conn.in_transaction,
                 )
-            stream.ran(in_transaction=in_transaction, now=asyncio.get_running_loop().time())
+            )
+        stream.ran(in_transaction=in_transaction, now=asyncio.get_running_loop().time())
         results = [explain_refusals(stream.access, stream.database, r) for r in ran]
-        if pipeline.requests and isinstance(pipeline.requests[-1], CloseRequest):
+        if requests and isinstance(requests[-1], CloseRequest):
             await state.close_stream(stream)
             next_baton = None
         else:
@@ -418,48 +513,143 @@ async def _pipeline(request: web.Request, *, version: int) -> web.Response:
     body = encode_pipeline_response(
         PipelineResponse(baton=next_baton, base_url=None, results=tuple(results))
     )
-    return web.Response(body=body, content_type="application/json")
+    return 200, body
 
 
 async def _one_shot(
-    request: web.Request,
+    state: ProtocolServerState,
     database: str,
     access: Access,
     requests: tuple[StreamRequest, ...],
     version: int,
-) -> web.Response:
+) -> _Reply:
     """A pipeline that opens its stream and closes it in one request, which is what
     clients send for a plain query: no baton, no stream to register, and a connection
-    borrowed from the idle ones of its database (one thread hand-off, no SQLite open)."""
-    state = request.app[PROTOCOL_STATE]
+    borrowed from the idle ones of its database. It runs on the event loop's thread
+    when it can be run again (see :mod:`._inline`), else on the connection's worker."""
     match await state.borrow(database, access):
         case Ok(worker):
             pass
         case Err(error):
             status = 404 if error.code == "NOT_FOUND" else 503
-            return _error(status, error.message, error.code)
-    read_only = access is Access.READ_ONLY
+            return _refusal(status, error.message, error.code)
+    facts = inspect(requests)
     reusable = False
     try:
-        ran, reusable = await worker.run(
-            lambda conn: run_and_reset(conn, requests, version=version, read_only=read_only)
-        )
+        done = _run_inline(state, worker, requests, facts, version)
+        if done is None:
+            done = await worker.run(lambda conn: _fresh_then_run(conn, requests, version, facts))
+        ran, reusable = done
     finally:
-        # Cancelled (the client left) or failed: the interrupted connection is closed.
-        with anyio.CancelScope(shield=True):
-            await state.give_back(
-                database,
-                access,
-                worker,
-                reusable=reusable,
-                now=asyncio.get_running_loop().time(),
-            )
+        unwanted = state.take_back(
+            database, access, worker, reusable=reusable, now=asyncio.get_running_loop().time()
+        )
+        if unwanted is not None:
+            # Cancelled (the client left) or failed: the interrupted connection is closed.
+            with anyio.CancelScope(shield=True):
+                await unwanted.close()
     results = tuple(explain_refusals(access, database, result) for result in ran)
     body = encode_pipeline_response(PipelineResponse(baton=None, base_url=None, results=results))
-    return web.Response(body=body, content_type="application/json")
+    return 200, body
 
 
-_TIMED_OUT = StreamError(error=TRANSACTION_TIMED_OUT)
+def _run_inline(
+    state: ProtocolServerState,
+    worker: ServerWorker,
+    requests: tuple[StreamRequest, ...],
+    facts: PipelineFacts,
+    version: int,
+) -> tuple[tuple[StreamResult, ...], bool] | None:
+    """The pipeline's results, and whether its connection may be kept, if it ran here,
+    on the loop's thread, within the budget; None if it must run on the worker (it ran
+    not at all, or was interrupted or met a lock, and nothing it did remains)."""
+    if not facts.restartable or not worker.idle or state.slow_pipelines.seen(facts.key):
+        return None
+
+    def job(conn: apsw.Connection) -> tuple[tuple[StreamResult, ...], bool] | None:
+        results: list[StreamResult] = []
+        stored: dict[int, str] = {}
+        for request in requests:
+            result = run_stream_request(conn, request, stored, version=version)
+            results.append(result)
+            if _failed_with(result, _STOPPED):
+                return None  # interrupted, or met a lock: nothing after it may run
+        # Done and kept: an interrupt during the reset must not undo the answer.
+        conn.set_progress_handler(None, 0)
+        return tuple(results), _reset(conn, facts)
+
+    outcome = worker.run_inline(job, budget=INLINE_BUDGET)
+    if outcome is None:
+        state.slow_pipelines.note(facts.key)
+    return outcome
+
+
+def _fresh_then_run(
+    conn: apsw.Connection,
+    requests: tuple[StreamRequest, ...],
+    version: int,
+    facts: PipelineFacts,
+) -> tuple[tuple[StreamResult, ...], bool]:
+    roll_back(conn)  # what an interrupted inline attempt may have left open
+    results = run_stream_requests(conn, requests, {}, version=version)
+    return results, _reset(conn, facts)
+
+
+def _reset(conn: apsw.Connection, facts: PipelineFacts) -> bool:
+    """Leave the connection as a new one is; False if it must not serve another
+    pipeline (it may carry a pragma's setting, or the reset failed)."""
+    if facts.touches_pragmas:
+        return False
+    try:
+        roll_back(conn)
+        if facts.touches_temp:
+            temporary = conn.execute("SELECT count(*) FROM temp.sqlite_master").get
+            return bool(temporary == 0)  # temp tables, views or triggers must not leak
+    except apsw.Error:
+        return False
+    return True
+
+
+def _failed_with(result: StreamResult, codes: frozenset[str]) -> bool:
+    match result:
+        case StreamError(error=error):
+            return error.code in codes
+        case StreamOk(response=BatchResponse(result=batch)):
+            return any(e is not None and e.code in codes for e in batch.step_errors)
+        case _:
+            return False
+
+
+_STOPPED = frozenset({"SQLITE_INTERRUPT", "SQLITE_BUSY", "SQLITE_BUSY_SNAPSHOT", "SQLITE_LOCKED"})
+
+
+def _is_program(request: StreamRequest) -> bool:
+    return isinstance(request, ExecuteRequest | BatchRequest | SequenceRequest)
+
+
+def _run_stream(
+    conn: apsw.Connection,
+    requests: tuple[StreamRequest, ...],
+    stored: dict[int, str],
+    version: int,
+    timed_out: int | None,
+    error: HranaError,
+) -> tuple[StreamResult, ...]:
+    """Run a stream's pipeline; request ``timed_out`` (if any) fails instead, each of its
+    steps if it is a batch."""
+    if timed_out is None:
+        return run_stream_requests(conn, requests, stored, version=version)
+    results: list[StreamResult] = []
+    for index, request in enumerate(requests):
+        if index != timed_out:
+            results.append(run_stream_request(conn, request, stored, version=version))
+        elif isinstance(request, BatchRequest):
+            steps = len(request.batch.steps)
+            failed = BatchResult(step_results=(None,) * steps, step_errors=(error,) * steps)
+            results.append(StreamOk(response=BatchResponse(result=failed)))
+        else:
+            results.append(StreamError(error=error))
+    return tuple(results)
 
 
 @contextlib.asynccontextmanager
@@ -480,8 +670,8 @@ async def _dropped_if_cancelled(state: ProtocolServerState, stream: Stream) -> A
 
 async def _cursor(request: web.Request) -> web.StreamResponse:
     found = await _stream_for(request, decode_cursor_request, "cursor")
-    if isinstance(found, web.Response):
-        return found
+    if not isinstance(found[0], Stream):
+        return _response(found)
     stream, cursor = found
     state = request.app[PROTOCOL_STATE]
     async with stream.lock:

@@ -26,6 +26,7 @@ from per_user_db.core._hrana import BatchResponse, HranaError, StreamError, Stre
 from per_user_db.core._result import Err, Ok
 from per_user_db.dev._engine import connect
 from per_user_db.dev._guard import guard_connection
+from per_user_db.dev._inline import SlowPipelines
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -35,7 +36,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DATABASE_NAME",
-    "TRANSACTION_TIMED_OUT",
     "Access",
     "Authorize",
     "ProtocolServerState",
@@ -46,6 +46,7 @@ __all__ = [
     "explain_batch",
     "explain_refusals",
     "roll_back",
+    "transaction_timed_out",
 ]
 
 DATABASE_NAME = re.compile(r"[a-z0-9-]{1,64}\Z")
@@ -181,6 +182,7 @@ class ProtocolServerState:
         self._idle_workers: dict[tuple[str, Access], list[tuple[float, ServerWorker]]] = {}
         self._slots: dict[tuple[str, Access], asyncio.Semaphore] = {}
         self._lent = 0
+        self.slow_pipelines = SlowPipelines()
         self.counts = RequestCounts()
         self._streams: dict[str, Stream] = {}
         self._expired: collections.OrderedDict[str, None] = collections.OrderedDict()
@@ -277,13 +279,22 @@ class ProtocolServerState:
     ) -> None:
         """Return a borrowed connection: kept for the next pipeline if ``reusable`` (its
         job left it as a new one is), else closed."""
+        unwanted = self.take_back(database, access, worker, reusable=reusable, now=now)
+        if unwanted is not None:
+            await unwanted.close()
+
+    def take_back(
+        self, database: str, access: Access, worker: ServerWorker, *, reusable: bool, now: float
+    ) -> ServerWorker | None:
+        """:meth:`give_back` without the wait: returns the connection the caller must
+        close, if it is not kept."""
         self._lent -= 1
         self._slots[(database, access)].release()
         idle = self._idle_workers.setdefault((database, access), [])
         if reusable and not worker.closed and len(idle) < _MAX_IDLE_PER_DATABASE:
             idle.append((now, worker))
-        else:
-            await worker.close()
+            return None
+        return worker
 
     async def _close_idle_workers(self, now: float) -> None:
         # Take the expired ones out of the pool first, with no await in between: a
@@ -423,11 +434,15 @@ class ProtocolServerState:
             await self._closing.pop().worker.close()
 
 
-TRANSACTION_TIMED_OUT = HranaError(
-    message="the stream's transaction was rolled back after being open longer than the "
-    "server allows (about 5 s, as on Turso); start it again, and keep transactions short",
-    code="TRANSACTION_TIMEOUT",
-)
+def transaction_timed_out(limit: float | None) -> HranaError:
+    """The error of the first statement a stream runs after its transaction was rolled
+    back for being open longer than ``limit`` seconds."""
+    return HranaError(
+        message=f"the stream's transaction was rolled back after being open longer than "
+        f"{limit or 0:g} s (this server's limit; Turso's is about 5 s); start it again, "
+        "and keep transactions short",
+        code="TRANSACTION_TIMEOUT",
+    )
 
 
 _LENT_PER_DATABASE = 8

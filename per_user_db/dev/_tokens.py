@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import collections
 import enum
 import json
 import re
@@ -150,6 +151,10 @@ class TokenRejection(enum.Enum):
     ROTATED = "the token was invalidated by POST …/auth/rotate"
 
 
+VERIFIED_TOKENS = 4096
+"""How many verified tokens a signer remembers (a few MB at most)."""
+
+
 def _b64encode(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
@@ -159,12 +164,22 @@ def _b64decode(text: str) -> bytes:
 
 
 class TokenSigner:
-    """Mints and verifies tokens with one Ed25519 key (kept in the data dir)."""
+    """Mints and verifies tokens with one Ed25519 key (kept in the data dir).
 
-    __slots__ = ("_key",)
+    Checking a signature costs more than serving a small query (about 100 us), and a
+    client sends the same token with every request: the claims of the last
+    :data:`VERIFIED_TOKENS` tokens whose signature held are remembered, keyed by the
+    whole token, so a remembered token is one dictionary lookup. Expiry is still checked
+    on every call, and what the claims grant (generations, rotation) by the caller.
+    Tokens that fail are never remembered.
+    """
+
+    __slots__ = ("_key", "_public", "_verified")
 
     def __init__(self, key: Ed25519PrivateKey) -> None:
         self._key = key
+        self._public = key.public_key()
+        self._verified: collections.OrderedDict[str, TokenClaims] = collections.OrderedDict()
 
     def __repr__(self) -> str:
         return "TokenSigner(<Ed25519 key>)"
@@ -202,6 +217,33 @@ class TokenSigner:
 
     def verify(self, token: str, *, now: float) -> Result[TokenClaims, TokenRejection]:
         """The claims of a token this key signed that has not expired at ``now``."""
+        claims = self._verified.get(token)
+        if claims is None:
+            match self._check(token):
+                case Err() as refused:
+                    return refused
+                case Ok(claims):
+                    self._remember(token, claims)
+        else:
+            self._verified.move_to_end(token)
+        if claims.expires_at is not None and now >= claims.expires_at:
+            return Err(TokenRejection.EXPIRED)
+        return Ok(claims)
+
+    def _remember(self, token: str, claims: TokenClaims) -> None:
+        self._verified[token] = claims
+        if len(self._verified) > VERIFIED_TOKENS:
+            self._verified.popitem(last=False)
+
+    def _signature_holds(self, signature: bytes, signed: bytes) -> bool:
+        try:
+            self._public.verify(signature, signed)
+        except InvalidSignature:
+            return False
+        return True
+
+    def _check(self, token: str) -> Result[TokenClaims, TokenRejection]:
+        """Claims of a token with a valid signature and form (expiry not checked)."""
         parts = token.split(".")
         if len(parts) != 3:
             return Err(TokenRejection.MALFORMED)
@@ -213,9 +255,7 @@ class TokenSigner:
             return Err(TokenRejection.MALFORMED)
         if not isinstance(header, dict) or header.get("alg") != "EdDSA":
             return Err(TokenRejection.MALFORMED)
-        try:
-            self._key.public_key().verify(signature, f"{header_b64}.{payload_b64}".encode())
-        except InvalidSignature:
+        if not self._signature_holds(signature, f"{header_b64}.{payload_b64}".encode()):
             return Err(TokenRejection.BAD_SIGNATURE)
         try:
             claims = TokenClaims.from_json(json.loads(_b64decode(payload_b64)))
@@ -223,8 +263,6 @@ class TokenSigner:
             return Err(TokenRejection.MALFORMED)
         if claims is None:
             return Err(TokenRejection.MALFORMED)
-        if claims.expires_at is not None and now >= claims.expires_at:
-            return Err(TokenRejection.EXPIRED)
         return Ok(claims)
 
 

@@ -66,10 +66,10 @@ from per_user_db.dev._engine import hrana_error_from_apsw, run_stream_request
 from per_user_db.dev._state import (
     DATABASE_NAME,
     ROOT_NAME,
-    TRANSACTION_TIMED_OUT,
     Access,
     explain_refusals,
     roll_back,
+    transaction_timed_out,
 )
 
 if TYPE_CHECKING:
@@ -475,7 +475,9 @@ class _Connection:
         request, stored = job.request, job.stored
         if stream.transaction_timed_out:
             stream.transaction_timed_out = False
-            await self._respond_error(job.request_id, TRANSACTION_TIMED_OUT)
+            await self._respond_error(
+                job.request_id, transaction_timed_out(self._state.transaction_timeout)
+            )
             return
         try:
             # version=2: neither hrana1 nor hrana2 has the is_autocommit condition.

@@ -18,9 +18,14 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 
 from per_user_db.core._hrana import (
+    Batch,
+    BatchRequest,
+    BatchStep,
     CloseRequest,
+    DescribeRequest,
     ExecuteRequest,
     Stmt,
+    StoreSqlRequest,
     decode_pipeline_response,
     encode_pipeline_request,
 )
@@ -34,6 +39,8 @@ from per_user_db.dev import (
 
 if TYPE_CHECKING:
     from pathlib import Path
+
+    from per_user_db.core._hrana import StreamRequest
 
 RUNAWAY = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c"
 
@@ -206,6 +213,42 @@ async def test_a_transaction_held_too_long_is_rolled_back_and_the_next_request_t
         after = await send(None, "SELECT x FROM t ORDER BY x", close=True)
         rows = after["results"][0]["response"]["result"]["rows"]
         assert rows == [[{"type": "integer", "value": "2"}]]  # the held insert was undone
+
+
+async def test_after_a_transaction_timeout_only_the_next_program_fails(
+    tmp_path: Path,
+) -> None:
+    # As sqld (connection_core.rs, forced_rollback): the next execute, batch or sequence
+    # fails (a batch in every step); stored SQL, describe and what follows run.
+    app = create_protocol_app(tmp_path, transaction_timeout=0.3, stream_idle_timeout=30)
+    await protocol_state(app).create_database("db")
+    async with serve(app) as address, aiohttp.ClientSession() as session:
+        url = address.database_url("db") + "v3/pipeline"
+
+        async def send(baton: str | None, *requests: StreamRequest) -> Any:
+            payload = encode_pipeline_request(baton, list(requests))
+            async with session.post(url, data=payload) as response:
+                assert response.status == 200
+                return json.loads(await response.read())
+
+        held = await send(None, ExecuteRequest(stmt=Stmt(sql="BEGIN IMMEDIATE")))
+        await asyncio.sleep(1.0)
+        described = await send(held["baton"], DescribeRequest(sql="SELECT 1"))
+        assert described["results"][0]["type"] == "ok"  # no program: nothing consumed
+        batch = Batch(steps=(BatchStep(stmt=Stmt(sql_id=1)), BatchStep(stmt=Stmt(sql="SELECT 2"))))
+        told = await send(
+            described["baton"],
+            StoreSqlRequest(sql_id=1, sql="SELECT 1"),
+            BatchRequest(batch=batch),
+            ExecuteRequest(stmt=Stmt(sql="SELECT 3")),
+            CloseRequest(),
+        )
+        stored, failed, after, _ = told["results"]
+        assert stored["type"] == "ok"
+        step_errors = failed["response"]["result"]["step_errors"]
+        assert [e["code"] for e in step_errors] == ["TRANSACTION_TIMEOUT"] * 2
+        assert "0.3 s" in step_errors[0]["message"]  # the limit this server has
+        assert after["response"]["result"]["rows"] == [[{"type": "integer", "value": "3"}]]
 
 
 async def test_db_file_serves_one_database_at_the_root(tmp_path: Path) -> None:

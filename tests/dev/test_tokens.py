@@ -18,6 +18,7 @@ from per_user_db.dev import (
     TokenSigner,
     parse_expiration,
 )
+from per_user_db.dev import _tokens as tokens_module
 from per_user_db.dev._tokens import INVALID_EXPIRATION, access_for
 
 DAY = 86_400
@@ -110,6 +111,56 @@ def test_key_survives_a_round_trip_through_bytes() -> None:
     assert "BEGIN PUBLIC KEY" in again.public_key_pem()
     assert "Ed25519" in repr(again)
     assert signer.private_bytes().hex() not in repr(again)
+
+
+class CountingSigner(TokenSigner):
+    """Counts the signatures it really checks."""
+
+    __slots__ = ("checked",)
+
+    def __init__(self, signer: TokenSigner) -> None:
+        super().__init__(signer._key)  # the same key, to count its checks
+        self.checked = 0
+
+    def _signature_holds(self, signature: bytes, signed: bytes) -> bool:
+        self.checked += 1
+        return super()._signature_holds(signature, signed)
+
+
+def test_a_verified_token_is_remembered_but_still_expires() -> None:
+    signer = CountingSigner(TokenSigner.generate())
+    token = signer.mint(_claims())
+    for now in (1_000, 1_500, 1_999):
+        assert signer.verify(token, now=now) == Ok(_claims())
+    assert signer.checked == 1  # one signature check for three requests
+    assert signer.verify(token, now=2_000) == Err(TokenRejection.EXPIRED)
+
+
+def test_refused_tokens_are_never_remembered() -> None:
+    signer = CountingSigner(TokenSigner.generate())
+    foreign = TokenSigner.generate().mint(_claims())
+    for _ in range(3):
+        assert signer.verify(foreign, now=1_500) == Err(TokenRejection.BAD_SIGNATURE)
+    assert signer.checked == 3
+    header, payload, signature = signer.mint(_claims()).split(".")
+    # A remembered token does not vouch for another with its signature.
+    assert signer.verify(f"{header}.{payload}.{signature}", now=1_500) == Ok(_claims())
+    other = signer.mint(_claims(database_id="db-2")).split(".")[1]
+    assert signer.verify(f"{header}.{other}.{signature}", now=1_500) == Err(
+        TokenRejection.BAD_SIGNATURE
+    )
+
+
+def test_remembered_tokens_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tokens_module, "VERIFIED_TOKENS", 3)
+    signer = CountingSigner(TokenSigner.generate())
+    minted = [signer.mint(_claims(generation=n)) for n in range(5)]
+    for token in minted:
+        assert signer.verify(token, now=1_500).is_ok()
+    assert signer.checked == 5
+    assert signer.verify(minted[-1], now=1_500).is_ok()  # still remembered
+    assert signer.verify(minted[0], now=1_500).is_ok()  # forgotten: checked again
+    assert signer.checked == 6
 
 
 def test_other_key_and_tampering_are_bad_signatures() -> None:

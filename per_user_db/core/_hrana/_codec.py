@@ -71,6 +71,7 @@ from ._messages import (
     response_type,
 )
 from ._values import Value, decode_value, encode_value
+from ._wire_requests import decode_pipeline_request_fast
 
 __all__ = [
     "decode_batch",
@@ -352,7 +353,19 @@ def _dec_request(raw: object, where: str) -> StreamRequest:
 
 
 def decode_pipeline_request(body: bytes | str) -> PipelineRequest:
-    """Parse a pipeline request body (server side); :class:`ProtocolError` if malformed."""
+    """Parse a pipeline request body (server side); :class:`ProtocolError` if malformed.
+
+    Well-formed bodies are read by msgspec (:mod:`._wire_requests`); anything it does not
+    accept is read again here, which finds and names the problem."""
+    fast = decode_pipeline_request_fast(body)
+    if fast is not None:
+        return fast
+    return decode_pipeline_request_checked(body)
+
+
+def decode_pipeline_request_checked(body: bytes | str) -> PipelineRequest:
+    """:func:`decode_pipeline_request` by the dict-based decoder alone, the authority on
+    what is valid (and the one that names what is not)."""
     d = _as_object(_load_json(body, "body"), "body")
     baton = _get_opt_str(d, "baton", "body")
     requests = _each(_get_list(d, "requests", "body"), "body.requests", _dec_request)

@@ -6,6 +6,8 @@ import json
 import re
 from typing import TYPE_CHECKING, TypeVar
 
+import msgspec
+
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
@@ -53,16 +55,12 @@ def _short(raw: object) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-def _reject_constant(name: str) -> object:
-    raise ProtocolError(f"body: {name} is not valid JSON")
-
-
 def _load_json(body: bytes | str, where: str) -> object:
+    # msgspec, not json: several times faster, and strict where json is lenient
+    # (NaN and Infinity are not JSON; neither is invalid UTF-8).
     try:
-        return json.loads(body, parse_constant=_reject_constant)
-    except ProtocolError:
-        raise
-    except (ValueError, UnicodeDecodeError) as exc:
+        return msgspec.json.decode(body)
+    except msgspec.DecodeError as exc:
         raise ProtocolError(f"{where}: not valid JSON ({exc})") from None
     except RecursionError:
         # json's parser recurses per level: a hostile body of thousands of brackets is
@@ -71,7 +69,12 @@ def _load_json(body: bytes | str, where: str) -> object:
 
 
 def _dump_json(obj: object) -> bytes:
-    return json.dumps(obj, allow_nan=False, ensure_ascii=False, separators=(",", ":")).encode()
+    """Compact UTF-8 JSON. Floats are finite by the time they get here (the value
+    encoder refuses the others)."""
+    return _ENCODER.encode(obj)
+
+
+_ENCODER = msgspec.json.Encoder()
 
 
 def _as_object(raw: object, where: str) -> Mapping[str, object]:
