@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -35,6 +36,17 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
+
+
+def read_only(path: Path) -> sqlite3.Connection:
+    """A ``sqlite3`` connection that only reads ``path``, safe beside the local server.
+
+    The server runs on APSW's SQLite, a second copy of SQLite in this process, and two
+    copies do not see each other's locks: a read-write ``sqlite3`` connection that closes
+    believes it is the file's last, checkpoints and deletes the WAL the server is still
+    writing to, and the server's later writes are lost. A read-only one never deletes it.
+    """
+    return sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True)
 
 
 class LocalServer:

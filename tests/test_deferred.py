@@ -20,9 +20,11 @@ from per_user_db import (
     MigrationFailedError,
     StatementFailed,
     VerifiedCache,
+    open_database,
 )
 from per_user_db.core._deferred import HEAD_GUARD_MARKER
 
+from .conftest import read_only
 from .migration_sets import ADD_COLUMN, INIT, STANDARD, make_set
 from .test_migrate import Target, connect_ok, snapshot, target
 
@@ -40,10 +42,13 @@ NEW_COLUMN_INSERT: tuple[str, list[InValue]] = (
 
 
 def version_rows(path: Path) -> list[tuple[object, ...]]:
-    with sqlite3.connect(path) as conn:
+    conn = read_only(path)
+    try:
         return conn.execute(
             'SELECT hash, created_at FROM "__drizzle_migrations" ORDER BY created_at'
         ).fetchall()
+    finally:
+        conn.close()
 
 
 async def migrate_to(target: Target, tmp_path: Path, steps: list[list[str]]) -> None:
@@ -199,8 +204,10 @@ async def test_rows_of_drizzles_expo_migrator_pass_the_guard(
 ) -> None:
     migrations = make_set(tmp_path / "m", [INIT])
     await connect_ok(target.url, migrations)
-    with sqlite3.connect(target.path) as conn:
-        conn.execute("UPDATE __drizzle_migrations SET hash = ''")  # as the Expo migrator
+    # As the Expo migrator does; through the target's own SQLite (a sqlite3 writer beside
+    # the local server in this process would delete the WAL under it: conftest.read_only).
+    async with (await open_database(target.url)).unwrap() as raw:
+        await raw.execute("UPDATE __drizzle_migrations SET hash = ''")
     async with await connect_ok(target.url, migrations, lazy=True) as db:
         await db.execute("SELECT 1")
         assert db.round_trips == 1

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sqlite3
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -33,7 +32,7 @@ from per_user_db import (
     open_database,
 )
 
-from .conftest import LocalServer
+from .conftest import LocalServer, read_only
 from .migration_sets import ADD_COLUMN, INIT, REBUILD, STANDARD, WHENS, make_set
 
 TOKEN = "eyJhbGciOiJFZERTQSJ9.claims.secret-signature"
@@ -73,7 +72,7 @@ async def target(
 
 def snapshot(path: Path) -> dict[str, list[tuple[object, ...]]]:
     """Every table's rows and the whole schema, read straight from the file."""
-    conn = sqlite3.connect(path)
+    conn = read_only(path)
     try:
         schema = conn.execute(
             "SELECT type, name, tbl_name, sql FROM sqlite_master ORDER BY type, name"
@@ -124,7 +123,7 @@ async def test_up_to_date_costs_one_request_and_pending_one_more(
         assert db.round_trips == 1
         assert target.requests() in (None, 1)
     rows = (
-        sqlite3.connect(target.path)
+        read_only(target.path)
         .execute('SELECT hash, created_at FROM "__drizzle_migrations" ORDER BY created_at')
         .fetchall()
     )
@@ -208,7 +207,7 @@ async def test_twenty_clients_in_one_process(
             group.start_soon(one)
     assert all(isinstance(r, Ok) for r in results), [r for r in results if isinstance(r, Err)]
     counts = (
-        sqlite3.connect(target.path)
+        read_only(target.path)
         .execute(
             'SELECT created_at, count(*) FROM "__drizzle_migrations" GROUP BY created_at ORDER BY 1'
         )
@@ -259,7 +258,7 @@ async def test_twenty_processes(target: Target, tmp_path: Path) -> None:
                 group.start_soon(run_one)
     assert [o for o in outcomes if not o["ok"]] == []
     counts = (
-        sqlite3.connect(target.path)
+        read_only(target.path)
         .execute(
             'SELECT created_at, count(*) FROM "__drizzle_migrations" GROUP BY created_at ORDER BY 1'
         )

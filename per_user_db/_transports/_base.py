@@ -37,8 +37,10 @@ class DatabaseError(LibsqlError):
     """A failure talking to a database: ``code`` says which kind, ``status`` the HTTP status.
 
     A :class:`libsql_client.LibsqlError`, so code written for libsql-client catches it.
-    In-band SQL errors keep the server's code (``SQLITE_CONSTRAINT_FOREIGNKEY``,
-    ``SQL_PARSE_ERROR``, …); transport failures use a :class:`ConnectErrorCode` value.
+    In-band SQL errors keep the server's code (Turso and the local Turso send the primary
+    one, ``SQLITE_CONSTRAINT``; a local ``file:`` database the extended one,
+    ``SQLITE_CONSTRAINT_FOREIGNKEY``: match by prefix; ``SQL_PARSE_ERROR``, …); transport
+    failures use a :class:`ConnectErrorCode` value.
     Messages name the database by its redacted URL and never hold a token.
     """
 

@@ -13,10 +13,12 @@ Two halves:
   expected outcome that travels in-band, never an exception. This module is the one
   place where ``sqlite3`` exceptions become :class:`~per_user_db.core._hrana.HranaError`.
 
-Used by the local protocol server (``per_user_db.dev``) and by the client's local
-transport.
+Used by the client's local transport. The local protocol server (``per_user_db.dev``)
+runs its workers on APSW connections instead (``SqliteWorker.open(connect=...)``) with the
+statement functions of ``per_user_db.dev._engine``; the batch and stream logic on top of
+them (:class:`HranaEngine`) is this module's, shared by both.
 
-Two limits of Python's ``sqlite3`` module shape the results: it exposes neither
+Two limits of Python's ``sqlite3`` module shape the results here: it exposes neither
 ``sqlite3_column_decltype`` nor ``sqlite3_bind_parameter_name``, so result columns carry
 ``decltype=None`` and :func:`describe_sql` finds parameters with a small tokenizer.
 """
@@ -34,7 +36,9 @@ import sqlite3
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, overload
+
+from typing_extensions import TypeVar as DefaultTypeVar  # typing's takes a default from 3.13
 
 from per_user_db.core._hrana import (
     AndCond,
@@ -79,8 +83,12 @@ if TYPE_CHECKING:
     from per_user_db.core._hrana import Cond, StreamRequest, StreamResponse, StreamResult
 
 __all__ = [
+    "SQLITE3",
+    "Connector",
+    "HranaEngine",
     "SqliteWorker",
     "WorkerClosedError",
+    "WorkerConnection",
     "describe_sql",
     "execute_batch",
     "execute_sequence",
@@ -88,6 +96,7 @@ __all__ = [
     "first_keyword",
     "hrana_error_from_sqlite",
     "resolve_sql",
+    "roll_back",
     "run_stream_request",
     "run_stream_requests",
     "split_statements",
@@ -96,6 +105,35 @@ __all__ = [
 _T = TypeVar("_T")
 
 DEFAULT_BUSY_TIMEOUT = 5.0
+
+
+class WorkerConnection(Protocol):
+    """What :class:`SqliteWorker` and :class:`HranaEngine` ask of a connection: both
+    ``sqlite3.Connection`` and ``apsw.Connection`` have it."""
+
+    @property
+    def in_transaction(self) -> bool: ...
+
+    def execute(self, sql: str, /) -> object: ...
+
+    def set_progress_handler(self, handler: Callable[[], bool] | None, steps: int, /) -> None: ...
+
+    def interrupt(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+# A worker's connection type; a bare ``SqliteWorker`` is one of ``sqlite3``, the default.
+_C = DefaultTypeVar("_C", bound=WorkerConnection, default=sqlite3.Connection)
+_C_co = TypeVar("_C_co", bound=WorkerConnection, covariant=True)
+
+
+class Connector(Protocol[_C_co]):
+    """Opens the connection of a new worker (on the worker's thread)."""
+
+    def __call__(
+        self, target: str, *, read_only: bool, busy_timeout: float, create: bool
+    ) -> _C_co: ...
 
 
 class WorkerClosedError(RuntimeError):
@@ -158,12 +196,13 @@ class _Carrier:
         return _Carrier()
 
 
-class SqliteWorker:
+class SqliteWorker(Generic[_C]):
     """One SQLite connection, used only from its own thread.
 
     Create with :meth:`open`; close with :meth:`close` (idempotent). Jobs run one at a
     time, in the order they were submitted, so a worker is also a lock around its
-    connection.
+    connection. The connection is ``sqlite3``'s unless :meth:`open` is given another
+    ``connect`` (the local server's APSW).
     """
 
     __slots__ = (
@@ -184,7 +223,7 @@ class SqliteWorker:
         self._jobs: queue.SimpleQueue[_Job[object] | None] = queue.SimpleQueue()
         # Used on the worker thread, or on the event loop's by run_inline while the
         # worker has nothing queued or running.
-        self._conn: sqlite3.Connection | None = None
+        self._conn: _C | None = None
         self._current: _Job[object] | None = None
         self._guard = threading.Lock()  # orders "job finished" against "interrupt it"
         self._closed = False
@@ -194,6 +233,7 @@ class SqliteWorker:
         self._unfinished = 0
         self._time_limit: float | None = None
 
+    @overload
     @classmethod
     async def open(
         cls,
@@ -204,7 +244,34 @@ class SqliteWorker:
         create: bool = True,
         prepare: Callable[[sqlite3.Connection], None] | None = None,
         time_limit: float | None = None,
-    ) -> SqliteWorker:
+    ) -> SqliteWorker[sqlite3.Connection]: ...
+
+    @overload
+    @classmethod
+    async def open(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        connect: Connector[_C],
+        read_only: bool = False,
+        busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
+        create: bool = True,
+        prepare: Callable[[_C], None] | None = None,
+        time_limit: float | None = None,
+    ) -> SqliteWorker[_C]: ...
+
+    @classmethod
+    async def open(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        connect: Connector[Any] | None = None,
+        read_only: bool = False,
+        busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
+        create: bool = True,
+        prepare: Callable[[Any], None] | None = None,
+        time_limit: float | None = None,
+    ) -> SqliteWorker[Any]:
         """Open ``path`` (or ``":memory:"``) on a new worker thread.
 
         ``read_only`` sets ``PRAGMA query_only`` so every write fails with
@@ -212,15 +279,18 @@ class SqliteWorker:
         ``prepare`` runs on the connection first, on its thread (the local server's guard).
         ``time_limit`` (seconds) interrupts a job still running after that long: its
         statement fails with ``SQLITE_INTERRUPT`` and the thread is free again.
-        Raises ``sqlite3.Error`` if the database cannot be opened.
+        ``connect`` opens the connection (default: ``sqlite3`` with the settings above);
+        it must apply those settings itself. Raises what ``connect`` raises
+        (``sqlite3.Error``) if the database cannot be opened.
         """
         target = os.fspath(path)
-        worker = cls(pathlib.Path(target).name or target)
+        worker: SqliteWorker[Any] = cls(pathlib.Path(target).name or target)
         worker._time_limit = time_limit
         _Carrier.take().sessions.put(worker._serve)
+        opener: Connector[Any] = _connect if connect is None else connect
 
-        def connect() -> None:
-            conn = _connect(target, read_only=read_only, busy_timeout=busy_timeout, create=create)
+        def open_connection() -> None:
+            conn = opener(target, read_only=read_only, busy_timeout=busy_timeout, create=create)
             if prepare is not None:
                 try:
                     prepare(conn)
@@ -231,7 +301,7 @@ class SqliteWorker:
             worker._busy_timeout_ms = round(busy_timeout * 1000)
 
         try:
-            await worker._submit(connect)
+            await worker._submit(open_connection)
         except BaseException:
             worker._closed = True
             worker._jobs.put(_STOP)
@@ -242,12 +312,13 @@ class SqliteWorker:
     def closed(self) -> bool:
         return self._closed
 
-    async def run(self, fn: Callable[[sqlite3.Connection], _T]) -> _T:
+    async def run(self, fn: Callable[[_C], _T]) -> _T:
         """Run ``fn(connection)`` on the worker thread and return its result.
 
         Exceptions raised by ``fn`` propagate. If the awaiting task is cancelled while
         ``fn`` runs, the running statement is interrupted (it fails inside ``fn`` with
-        ``sqlite3.OperationalError: interrupted``) and the cancellation propagates at once.
+        ``SQLITE_INTERRUPT``: ``sqlite3.OperationalError: interrupted``,
+        ``apsw.InterruptError``) and the cancellation propagates at once.
         """
         if self._closed:
             raise WorkerClosedError(f"SQLite worker for {self._name} is closed")
@@ -268,7 +339,7 @@ class SqliteWorker:
         """Nothing submitted and unfinished (read on the event loop's thread)."""
         return self._unfinished == 0
 
-    def run_inline(self, fn: Callable[[sqlite3.Connection], _T], *, budget: float) -> _T | None:
+    def run_inline(self, fn: Callable[[_C], _T], *, budget: float) -> _T | None:
         """Run ``fn(connection)`` here, on the event loop's thread, if it takes at most
         ``budget`` seconds; otherwise interrupt it and return None.
 
@@ -287,12 +358,12 @@ class SqliteWorker:
         deadline = time.perf_counter() + budget
         interrupted = False
 
-        def over_budget() -> int:
+        def over_budget() -> bool:
             nonlocal interrupted
             if interrupted or time.perf_counter() < deadline:
-                return 0
+                return False
             interrupted = True
-            return 1
+            return True
 
         if not self._busy_wait_off:
             # Back on before the worker's next job (run): a run of inline statements,
@@ -397,6 +468,7 @@ class SqliteWorker:
 def _connect(
     target: str, *, read_only: bool, busy_timeout: float, create: bool
 ) -> sqlite3.Connection:
+    """The default :class:`Connector`: ``sqlite3`` in autocommit mode, foreign keys on."""
     if target == ":memory:" or create:
         conn = sqlite3.connect(
             target, timeout=busy_timeout, isolation_level=None, check_same_thread=False
@@ -522,56 +594,6 @@ def execute_stmt(
             query_duration_ms=(time.perf_counter() - started) * 1000.0,
         )
     )
-
-
-def execute_batch(
-    conn: sqlite3.Connection,
-    batch: Batch,
-    stored: Mapping[int, str] | None = None,
-    *,
-    allow_is_autocommit: bool = True,
-) -> Ok[BatchResult] | Err[HranaError]:
-    """Run a batch step by step, skipping steps whose condition is false.
-
-    Step errors are recorded per step; the batch continues (conditions decide what
-    runs next). ``allow_is_autocommit=False`` (Hrana 2) rejects the ``is_autocommit``
-    condition as a whole-request error.
-    """
-    for index, step in enumerate(batch.steps):
-        if step.condition is None:
-            continue
-        if not allow_is_autocommit and _mentions_autocommit(step.condition):
-            return Err(
-                HranaError(
-                    message=f"batch step {index}: the is_autocommit condition needs Hrana 3 "
-                    "(use /v3/pipeline)",
-                    code="NOT_SUPPORTED",
-                )
-            )
-        problem = condition_problem(step.condition, index)
-        if problem is not None:
-            return Err(HranaError(message=problem, code="PROTOCOL_ERROR"))
-    outcomes: list[bool | None] = []
-    results: list[StmtResult | None] = []
-    errors: list[HranaError | None] = []
-    for step in batch.steps:
-        if step.condition is not None and not evaluate_condition(
-            step.condition, outcomes, is_autocommit=not conn.in_transaction
-        ):
-            outcomes.append(None)
-            results.append(None)
-            errors.append(None)
-            continue
-        match execute_stmt(conn, step.stmt, stored):
-            case Ok(result):
-                outcomes.append(True)
-                results.append(result)
-                errors.append(None)
-            case Err(error):
-                outcomes.append(False)
-                results.append(None)
-                errors.append(error)
-    return Ok(BatchResult(step_results=tuple(results), step_errors=tuple(errors)))
 
 
 def _mentions_autocommit(cond: Cond) -> bool:
@@ -787,7 +809,13 @@ def _is_insert(sql: str) -> bool:
     return first == "WITH" and ("INSERT" in sql.upper() or "REPLACE" in sql.upper())
 
 
-# --- stream requests -----------------------------------------------------------------------
+# --- batches and stream requests, on any engine -------------------------------------------
+
+
+def roll_back(conn: WorkerConnection) -> None:
+    """Roll back what the connection holds open, if anything (as closing a stream does)."""
+    if conn.in_transaction:
+        conn.execute("ROLLBACK")
 
 
 def _in_band(
@@ -800,64 +828,142 @@ def _in_band(
             return StreamError(error=error)
 
 
-def run_stream_request(
-    conn: sqlite3.Connection, request: StreamRequest, stored: dict[int, str], *, version: int = 3
-) -> StreamResult:
-    """Run one Hrana stream request on ``conn`` (inside :meth:`SqliteWorker.run`).
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HranaEngine(Generic[_C]):
+    """Hrana's batches and stream requests over one SQL engine's statement functions.
 
-    ``stored`` is the stream's ``store_sql`` table, updated in place. ``close`` rolls back
-    what the stream left open, as closing a stream does on a server.
+    What differs between ``sqlite3`` and APSW is how one statement runs, how a sequence
+    runs and how a statement is described; conditions, step bookkeeping and the request
+    dispatch are the same, so they live here once. :data:`SQLITE3` is this module's
+    engine; ``per_user_db.dev._engine.APSW`` the local server's.
     """
-    match request:
-        case ExecuteRequest(stmt=stmt):
-            return _in_band(execute_stmt(conn, stmt, stored), lambda r: ExecuteResponse(result=r))
-        case BatchRequest(batch=batch):
-            ran = execute_batch(conn, batch, stored, allow_is_autocommit=version >= 3)
-            return _in_band(ran, lambda r: BatchResponse(result=r))
-        case SequenceRequest(sql=sql, sql_id=sql_id) | DescribeRequest(sql=sql, sql_id=sql_id):
-            match resolve_sql(sql, sql_id, stored):
-                case Err(error):
-                    return StreamError(error=error)
-                case Ok(text):
-                    pass
-            if isinstance(request, SequenceRequest):
-                return _in_band(execute_sequence(conn, text), lambda _: SequenceResponse())
-            return _in_band(describe_sql(conn, text), lambda r: DescribeResponse(result=r))
-        case StoreSqlRequest(sql_id=sql_id, sql=sql):
-            if sql_id in stored:
-                return StreamError(
-                    error=HranaError(
-                        message=f"SQL id {sql_id} is already stored on this stream; "
-                        "close_sql it first",
-                        code="SQL_EXISTS",
-                    )
-                )
-            stored[sql_id] = sql
-            return StreamOk(response=StoreSqlResponse())
-        case CloseSqlRequest(sql_id=sql_id):
-            stored.pop(sql_id, None)
-            return StreamOk(response=CloseSqlResponse())
-        case CloseRequest():
-            if conn.in_transaction:
-                conn.rollback()
-            return StreamOk(response=CloseResponse())
-        case GetAutocommitRequest():
-            if version < 3:
-                return StreamError(
-                    error=HranaError(
-                        message="get_autocommit needs Hrana 3; use /v3/pipeline",
+
+    execute_stmt: Callable[[_C, Stmt, Mapping[int, str] | None], Ok[StmtResult] | Err[HranaError]]
+    execute_sequence: Callable[[_C, str], Ok[None] | Err[HranaError]]
+    describe_sql: Callable[[_C, str], Ok[DescribeResult] | Err[HranaError]]
+
+    def execute_batch(
+        self,
+        conn: _C,
+        batch: Batch,
+        stored: Mapping[int, str] | None = None,
+        *,
+        allow_is_autocommit: bool = True,
+    ) -> Ok[BatchResult] | Err[HranaError]:
+        """Run a batch step by step, skipping steps whose condition is false.
+
+        Step errors are recorded per step; the batch continues (conditions decide what
+        runs next). ``allow_is_autocommit=False`` (Hrana 2) rejects the ``is_autocommit``
+        condition as a whole-request error.
+        """
+        for index, step in enumerate(batch.steps):
+            if step.condition is None:
+                continue
+            if not allow_is_autocommit and _mentions_autocommit(step.condition):
+                return Err(
+                    HranaError(
+                        message=f"batch step {index}: the is_autocommit condition needs "
+                        "Hrana 3 (use /v3/pipeline)",
                         code="NOT_SUPPORTED",
                     )
                 )
-            return StreamOk(response=GetAutocommitResponse(is_autocommit=not conn.in_transaction))
+            problem = condition_problem(step.condition, index)
+            if problem is not None:
+                return Err(HranaError(message=problem, code="PROTOCOL_ERROR"))
+        outcomes: list[bool | None] = []
+        results: list[StmtResult | None] = []
+        errors: list[HranaError | None] = []
+        for step in batch.steps:
+            if step.condition is not None and not evaluate_condition(
+                step.condition, outcomes, is_autocommit=not conn.in_transaction
+            ):
+                outcomes.append(None)
+                results.append(None)
+                errors.append(None)
+                continue
+            match self.execute_stmt(conn, step.stmt, stored):
+                case Ok(result):
+                    outcomes.append(True)
+                    results.append(result)
+                    errors.append(None)
+                case Err(error):
+                    outcomes.append(False)
+                    results.append(None)
+                    errors.append(error)
+        return Ok(BatchResult(step_results=tuple(results), step_errors=tuple(errors)))
+
+    def run_stream_request(
+        self, conn: _C, request: StreamRequest, stored: dict[int, str], *, version: int = 3
+    ) -> StreamResult:
+        """Run one Hrana stream request on ``conn`` (inside :meth:`SqliteWorker.run`).
+
+        ``stored`` is the stream's ``store_sql`` table, updated in place. ``close`` rolls
+        back what the stream left open, as closing a stream does on a server.
+        """
+        match request:
+            case ExecuteRequest(stmt=stmt):
+                ran = self.execute_stmt(conn, stmt, stored)
+                return _in_band(ran, lambda r: ExecuteResponse(result=r))
+            case BatchRequest(batch=batch):
+                batched = self.execute_batch(conn, batch, stored, allow_is_autocommit=version >= 3)
+                return _in_band(batched, lambda r: BatchResponse(result=r))
+            case SequenceRequest(sql=sql, sql_id=sql_id) | DescribeRequest(sql=sql, sql_id=sql_id):
+                match resolve_sql(sql, sql_id, stored):
+                    case Err(error):
+                        return StreamError(error=error)
+                    case Ok(text):
+                        pass
+                if isinstance(request, SequenceRequest):
+                    sequenced = self.execute_sequence(conn, text)
+                    return _in_band(sequenced, lambda _: SequenceResponse())
+                described = self.describe_sql(conn, text)
+                return _in_band(described, lambda r: DescribeResponse(result=r))
+            case StoreSqlRequest(sql_id=sql_id, sql=sql):
+                if sql_id in stored:
+                    return StreamError(
+                        error=HranaError(
+                            message=f"SQL id {sql_id} is already stored on this stream; "
+                            "close_sql it first",
+                            code="SQL_EXISTS",
+                        )
+                    )
+                stored[sql_id] = sql
+                return StreamOk(response=StoreSqlResponse())
+            case CloseSqlRequest(sql_id=sql_id):
+                stored.pop(sql_id, None)
+                return StreamOk(response=CloseSqlResponse())
+            case CloseRequest():
+                roll_back(conn)
+                return StreamOk(response=CloseResponse())
+            case GetAutocommitRequest():
+                if version < 3:
+                    return StreamError(
+                        error=HranaError(
+                            message="get_autocommit needs Hrana 3; use /v3/pipeline",
+                            code="NOT_SUPPORTED",
+                        )
+                    )
+                return StreamOk(
+                    response=GetAutocommitResponse(is_autocommit=not conn.in_transaction)
+                )
+
+    def run_stream_requests(
+        self,
+        conn: _C,
+        requests: Sequence[StreamRequest],
+        stored: dict[int, str],
+        *,
+        version: int = 3,
+    ) -> tuple[StreamResult, ...]:
+        """Run a pipeline's requests in order; a failing request does not stop the rest."""
+        return tuple(self.run_stream_request(conn, r, stored, version=version) for r in requests)
 
 
-def run_stream_requests(
-    conn: sqlite3.Connection,
-    requests: Sequence[StreamRequest],
-    stored: dict[int, str],
-    *,
-    version: int = 3,
-) -> tuple[StreamResult, ...]:
-    """Run a pipeline's requests in order; a failing request does not stop the rest."""
-    return tuple(run_stream_request(conn, r, stored, version=version) for r in requests)
+SQLITE3: HranaEngine[sqlite3.Connection] = HranaEngine(
+    execute_stmt=execute_stmt, execute_sequence=execute_sequence, describe_sql=describe_sql
+)
+"""The client's local transport's engine: Python's ``sqlite3``."""
+
+execute_batch = SQLITE3.execute_batch
+run_stream_request = SQLITE3.run_stream_request
+run_stream_requests = SQLITE3.run_stream_requests

@@ -1,8 +1,9 @@
 """What a client's SQL may do on the local Turso: one database, and nothing around it.
 
-Every connection the server opens for a client gets :func:`guard_connection`: a SQLite
-authorizer (checked by the engine when a statement is prepared, so no SQL can talk its
-way around it) and a limit of zero attached databases. It refuses
+Every connection the server opens for a client (APSW's, :mod:`._engine`) gets
+:func:`guard_connection`: a SQLite authorizer (checked by the engine when a statement is
+prepared, so no SQL can talk its way around it) and a limit of zero attached databases.
+It refuses
 
 * ``ATTACH``/``DETACH`` (another user's file, or a new file anywhere) and so also
   ``VACUUM INTO``, which attaches its target first;
@@ -23,14 +24,17 @@ refuses a read-only token's write with HTTP 403 for the whole request; here the 
 refuses the statement in-band. sqld allows ``ATTACH`` of another namespace, read-only,
 with an attach permission; the local Turso has no such permission and refuses it.
 
-A refused statement fails with SQLite's ``SQLITE_AUTH`` ("not authorized"), which travels
-as an ordinary in-band error; the connection and stream stay usable.
+A refused statement fails with SQLite's ``SQLITE_AUTH`` ("not authorized"), a refused
+function with an error at its name while compiling (``SQL_INPUT_ERROR`` "not authorized
+to use function", as sqld names such errors: :mod:`._engine`); either travels as an
+ordinary in-band error, and the connection and stream stay usable.
 """
 
 from __future__ import annotations
 
-import sqlite3
 from typing import TYPE_CHECKING
+
+import apsw
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -126,7 +130,7 @@ listed at all, are refused outright."""
 
 DENIED_FUNCTIONS = frozenset({"load_extension", "fts3_tokenizer"})
 
-_READS = frozenset({sqlite3.SQLITE_READ, sqlite3.SQLITE_SELECT, sqlite3.SQLITE_FUNCTION})
+_READS = frozenset({apsw.SQLITE_READ, apsw.SQLITE_SELECT, apsw.SQLITE_FUNCTION})
 
 
 def _authorizer(
@@ -136,21 +140,21 @@ def _authorizer(
         action: int, arg1: str | None, arg2: str | None, _db: str | None, _trigger: str | None
     ) -> int:
         if action in _READS:
-            if action == sqlite3.SQLITE_FUNCTION and (arg2 or "").lower() in DENIED_FUNCTIONS:
-                return sqlite3.SQLITE_DENY
-            return sqlite3.SQLITE_OK
-        if action == sqlite3.SQLITE_PRAGMA:
+            if action == apsw.SQLITE_FUNCTION and (arg2 or "").lower() in DENIED_FUNCTIONS:
+                return apsw.SQLITE_DENY
+            return apsw.SQLITE_OK
+        if action == apsw.SQLITE_PRAGMA:
             name = (arg1 or "").lower()
             if name in READ_PRAGMAS or (name == "busy_timeout" and _shorter_wait(arg2)):
-                return sqlite3.SQLITE_OK
+                return apsw.SQLITE_OK
             if read_only:
-                return sqlite3.SQLITE_DENY
+                return apsw.SQLITE_DENY
             if name in WRITE_PRAGMAS or (name in SETTING_PRAGMAS and arg2 is None):
-                return sqlite3.SQLITE_OK
-            return sqlite3.SQLITE_DENY
-        if action in (sqlite3.SQLITE_ATTACH, sqlite3.SQLITE_DETACH):
-            return sqlite3.SQLITE_DENY
-        return sqlite3.SQLITE_OK
+                return apsw.SQLITE_OK
+            return apsw.SQLITE_DENY
+        if action in (apsw.SQLITE_ATTACH, apsw.SQLITE_DETACH):
+            return apsw.SQLITE_DENY
+        return apsw.SQLITE_OK
 
     return authorize
 
@@ -167,12 +171,12 @@ def _shorter_wait(argument: str | None) -> bool:
     )
 
 
-def guard_connection(*, read_only: bool) -> Callable[[sqlite3.Connection], None]:
+def guard_connection(*, read_only: bool) -> Callable[[apsw.Connection], None]:
     """What to do to a client's connection right after opening it (on its thread)."""
     authorize = _authorizer(read_only)
 
-    def guard(conn: sqlite3.Connection) -> None:
+    def guard(conn: apsw.Connection) -> None:
         conn.set_authorizer(authorize)
-        conn.setlimit(sqlite3.SQLITE_LIMIT_ATTACHED, 0)
+        conn.limit(apsw.SQLITE_LIMIT_ATTACHED, 0)
 
     return guard

@@ -6,7 +6,7 @@ answers today: ``POST v2/pipeline``, ``POST v3/pipeline``, ``POST v3/cursor``,
 in-band in 200 responses; HTTP-level errors carry ``{"error": "..."}`` bodies.
 
 This module only translates HTTP to the codec (:mod:`per_user_db.core._hrana`), the
-stream registry (:mod:`._state`) and SQLite (:mod:`per_user_db._transports._sqlite`) and back.
+stream registry (:mod:`._state`) and SQLite (:mod:`._engine`) and back.
 """
 
 from __future__ import annotations
@@ -15,20 +15,15 @@ import asyncio
 import contextlib
 import json
 import logging
-import sqlite3
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, TypeAlias, TypeVar
 
 import anyio
+import apsw
 from aiohttp import web
 
-from per_user_db._transports._sqlite import (
-    execute_batch,
-    run_stream_request,
-    run_stream_requests,
-)
 from per_user_db.core._hrana import (
     BatchRequest,
     BatchResponse,
@@ -54,6 +49,7 @@ from per_user_db.core._hrana import (
     encode_pipeline_response,
 )
 from per_user_db.core._result import Err, Ok
+from per_user_db.dev._engine import execute_batch, run_stream_request, run_stream_requests
 from per_user_db.dev._front import (
     FrontDoor,
     PipelineCall,
@@ -81,8 +77,8 @@ if TYPE_CHECKING:
     import os
     from collections.abc import AsyncIterator, Awaitable, Callable
 
-    from per_user_db._transports._sqlite import SqliteWorker
     from per_user_db.core._hrana import StreamRequest, StreamResult
+    from per_user_db.dev._engine import ServerWorker
     from per_user_db.dev._state import Authorize
 
 __all__ = [
@@ -559,7 +555,7 @@ async def _one_shot(
 
 def _run_inline(
     state: ProtocolServerState,
-    worker: SqliteWorker,
+    worker: ServerWorker,
     requests: tuple[StreamRequest, ...],
     facts: PipelineFacts,
     version: int,
@@ -570,7 +566,7 @@ def _run_inline(
     if not facts.restartable or not worker.idle or state.slow_pipelines.seen(facts.key):
         return None
 
-    def job(conn: sqlite3.Connection) -> tuple[tuple[StreamResult, ...], bool] | None:
+    def job(conn: apsw.Connection) -> tuple[tuple[StreamResult, ...], bool] | None:
         results: list[StreamResult] = []
         stored: dict[int, str] = {}
         for request in requests:
@@ -589,7 +585,7 @@ def _run_inline(
 
 
 def _fresh_then_run(
-    conn: sqlite3.Connection,
+    conn: apsw.Connection,
     requests: tuple[StreamRequest, ...],
     version: int,
     facts: PipelineFacts,
@@ -599,18 +595,17 @@ def _fresh_then_run(
     return results, _reset(conn, facts)
 
 
-def _reset(conn: sqlite3.Connection, facts: PipelineFacts) -> bool:
+def _reset(conn: apsw.Connection, facts: PipelineFacts) -> bool:
     """Leave the connection as a new one is; False if it must not serve another
     pipeline (it may carry a pragma's setting, or the reset failed)."""
     if facts.touches_pragmas:
         return False
     try:
-        if conn.in_transaction:
-            conn.rollback()
+        roll_back(conn)
         if facts.touches_temp:
-            (temporary,) = conn.execute("SELECT count(*) FROM temp.sqlite_master").fetchone()
+            temporary = conn.execute("SELECT count(*) FROM temp.sqlite_master").get
             return bool(temporary == 0)  # temp tables, views or triggers must not leak
-    except sqlite3.Error:
+    except apsw.Error:
         return False
     return True
 
@@ -633,7 +628,7 @@ def _is_program(request: StreamRequest) -> bool:
 
 
 def _run_stream(
-    conn: sqlite3.Connection,
+    conn: apsw.Connection,
     requests: tuple[StreamRequest, ...],
     stored: dict[int, str],
     version: int,

@@ -21,17 +21,18 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeAlias
 
-from per_user_db._transports._sqlite import SqliteWorker
+from per_user_db._transports._sqlite import SqliteWorker, roll_back
 from per_user_db.core._hrana import BatchResponse, HranaError, StreamError, StreamOk
 from per_user_db.core._result import Err, Ok
+from per_user_db.dev._engine import connect
 from per_user_db.dev._guard import guard_connection
 from per_user_db.dev._inline import SlowPipelines
 
 if TYPE_CHECKING:
-    import sqlite3
     from collections.abc import Awaitable, Callable
 
     from per_user_db.core._hrana import BatchResult, StreamResult
+    from per_user_db.dev._engine import ServerWorker
 
 __all__ = [
     "DATABASE_NAME",
@@ -119,7 +120,7 @@ class Stream:
 
     database: str
     access: Access
-    worker: SqliteWorker
+    worker: ServerWorker
     baton: str
     last_used: float
     stored_sql: dict[int, str] = field(default_factory=dict)
@@ -178,7 +179,7 @@ class ProtocolServerState:
         """A file served at the root (``--db FILE``), under the name :data:`ROOT_NAME`."""
         # Connections of finished one-shot pipelines, kept for the next: opening one costs
         # a thread hand-off and a SQLite open, the pipeline itself often less.
-        self._idle_workers: dict[tuple[str, Access], list[tuple[float, SqliteWorker]]] = {}
+        self._idle_workers: dict[tuple[str, Access], list[tuple[float, ServerWorker]]] = {}
         self._slots: dict[tuple[str, Access], asyncio.Semaphore] = {}
         self._lent = 0
         self.slow_pipelines = SlowPipelines()
@@ -212,7 +213,7 @@ class ProtocolServerState:
         if path.exists():
             return False
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        worker = await SqliteWorker.open(path, busy_timeout=self.busy_timeout)
+        worker = await SqliteWorker.open(path, connect=connect, busy_timeout=self.busy_timeout)
         try:
             # WAL lets a stream read while another stream of the same database writes.
             await worker.run(lambda conn: conn.execute("PRAGMA journal_mode = WAL").fetchall())
@@ -237,7 +238,7 @@ class ProtocolServerState:
 
     # --- one-shot pipelines ------------------------------------------------------------
 
-    async def borrow(self, database: str, access: Access) -> Ok[SqliteWorker] | Err[HranaError]:
+    async def borrow(self, database: str, access: Access) -> Ok[ServerWorker] | Err[HranaError]:
         """A connection for one pipeline that opens and closes its stream in one request:
         an idle one of the same database and access, or a new one. At most
         :data:`_LENT_PER_DATABASE` run at once per database; more only contend for the
@@ -253,7 +254,7 @@ class ProtocolServerState:
             slots.release()
         return lent
 
-    async def _lend(self, database: str, access: Access) -> Ok[SqliteWorker] | Err[HranaError]:
+    async def _lend(self, database: str, access: Access) -> Ok[ServerWorker] | Err[HranaError]:
         idle = self._idle_workers.get((database, access))
         if idle:
             self._lent += 1
@@ -274,7 +275,7 @@ class ProtocolServerState:
             raise
 
     async def give_back(
-        self, database: str, access: Access, worker: SqliteWorker, *, reusable: bool, now: float
+        self, database: str, access: Access, worker: ServerWorker, *, reusable: bool, now: float
     ) -> None:
         """Return a borrowed connection: kept for the next pipeline if ``reusable`` (its
         job left it as a new one is), else closed."""
@@ -283,8 +284,8 @@ class ProtocolServerState:
             await unwanted.close()
 
     def take_back(
-        self, database: str, access: Access, worker: SqliteWorker, *, reusable: bool, now: float
-    ) -> SqliteWorker | None:
+        self, database: str, access: Access, worker: ServerWorker, *, reusable: bool, now: float
+    ) -> ServerWorker | None:
         """:meth:`give_back` without the wait: returns the connection the caller must
         close, if it is not kept."""
         self._lent -= 1
@@ -298,7 +299,7 @@ class ProtocolServerState:
     async def _close_idle_workers(self, now: float) -> None:
         # Take the expired ones out of the pool first, with no await in between: a
         # pipeline that borrows while they close must not get one of them.
-        expired: list[SqliteWorker] = []
+        expired: list[ServerWorker] = []
         for key in list(self._idle_workers):
             idle = self._idle_workers[key]
             expired += [w for t, w in idle if now - t > self.stream_idle_timeout]
@@ -338,12 +339,13 @@ class ProtocolServerState:
         self._streams[stream.baton] = stream
         return Ok(stream)
 
-    async def open_worker(self, database: str, access: Access) -> SqliteWorker:
+    async def open_worker(self, database: str, access: Access) -> ServerWorker:
         """A connection to ``database`` for a client, under the guard of :mod:`._guard`
-        (raises ``sqlite3.Error`` if SQLite cannot open it)."""
+        (raises ``apsw.Error`` if SQLite cannot open it)."""
         read_only = access is Access.READ_ONLY
         return await SqliteWorker.open(
             self.database_path(database),
+            connect=connect,
             read_only=read_only,
             busy_timeout=self.busy_timeout,
             create=False,
@@ -452,12 +454,6 @@ def _too_many_streams(limit: int) -> HranaError:
         message=f"too many open streams ({limit}); close streams you no longer use",
         code="TOO_MANY_STREAMS",
     )
-
-
-def roll_back(conn: sqlite3.Connection) -> None:
-    """Roll back what the connection holds open (a job for its worker)."""
-    if conn.in_transaction:
-        conn.rollback()
 
 
 def explain_refusals(access: Access, database: str, result: StreamResult) -> StreamResult:

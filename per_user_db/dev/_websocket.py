@@ -38,17 +38,13 @@ import asyncio
 import contextlib
 import json
 import logging
-import sqlite3
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, NoReturn, TypeAlias
 
+import apsw
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from per_user_db._transports._sqlite import (
-    SqliteWorker,
-    hrana_error_from_sqlite,
-    run_stream_request,
-)
+from per_user_db._transports._sqlite import SqliteWorker
 from per_user_db.core._hrana import (
     BatchRequest,
     CloseSqlResponse,
@@ -66,6 +62,7 @@ from per_user_db.core._hrana import (
     encode_error,
     encode_stream_response,
 )
+from per_user_db.dev._engine import hrana_error_from_apsw, run_stream_request
 from per_user_db.dev._state import (
     DATABASE_NAME,
     ROOT_NAME,
@@ -79,6 +76,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from per_user_db.core._hrana import StreamRequest, StreamResponse, StreamResult
+    from per_user_db.dev._engine import ServerWorker
     from per_user_db.dev._state import ProtocolServerState
 
 __all__ = ["SUBPROTOCOLS", "add_websocket_route"]
@@ -435,7 +433,7 @@ class _Connection:
             if not isinstance(opened, HranaError):
                 await opened.close()
 
-    async def _open_worker(self, access: Access) -> SqliteWorker | HranaError:
+    async def _open_worker(self, access: Access) -> ServerWorker | HranaError:
         """Like :meth:`ProtocolServerState.open_stream`, without registering a baton."""
         state, name = self._state, self._database
         if not state.database_exists(name):
@@ -444,14 +442,14 @@ class _Connection:
             await state.create_database(name)
         try:
             return await state.open_worker(name, access)
-        except sqlite3.Error as exc:
-            error = hrana_error_from_sqlite(exc)
+        except apsw.Error as exc:
+            error = hrana_error_from_apsw(exc)
             return HranaError(
                 message=f"cannot open database {name!r}: {error.message}", code=error.code
             )
 
     async def _next_job(
-        self, stream: _Stream, opened: SqliteWorker | HranaError, loop: asyncio.AbstractEventLoop
+        self, stream: _Stream, opened: ServerWorker | HranaError, loop: asyncio.AbstractEventLoop
     ) -> _Job | None:
         """The stream's next job, rolling back a transaction held too long while waiting;
         None when the stream stayed idle past the server's idle timeout."""
@@ -473,7 +471,7 @@ class _Connection:
                 stream.in_transaction_since = None
                 stream.transaction_timed_out = True
 
-    async def _run(self, worker: SqliteWorker, stream: _Stream, job: _Run) -> None:
+    async def _run(self, worker: ServerWorker, stream: _Stream, job: _Run) -> None:
         request, stored = job.request, job.stored
         if stream.transaction_timed_out:
             stream.transaction_timed_out = False

@@ -154,7 +154,8 @@ async def test_a_read_only_token_cannot_unlock_writes(client: Client, data: Path
 async def test_leaks_and_foot_guns_are_refused(client: Client, sql: str) -> None:
     (result,) = await client.run("alice", sql)
     refused(result)
-    # Pragmas fail with SQLITE_AUTH, functions with SQLITE_ERROR: both say why.
+    # Pragmas fail with SQLITE_AUTH, functions while compiling with SQL_INPUT_ERROR (as
+    # sqld names an SQLITE_ERROR at a token): both say why.
     assert "not authorized" in json.dumps(result)
     assert "/" not in json.dumps(result).replace("\\/", "")  # no path in the answer
 
@@ -184,14 +185,14 @@ async def test_what_clients_and_migrators_need_still_works(client: Client) -> No
 
 def test_the_guard_is_what_refuses() -> None:
     # Unit-level: the decisions themselves, so a refactor cannot drop one unnoticed.
-    import sqlite3
+    import apsw
 
     from per_user_db.dev._guard import guard_connection
 
-    conn = sqlite3.connect(":memory:")
+    conn = apsw.Connection(":memory:")
     guard_connection(read_only=False)(conn)
     for sql in ("ATTACH ':memory:' AS x", "PRAGMA writable_schema = ON"):
-        with pytest.raises(sqlite3.DatabaseError, match="not authorized"):
+        with pytest.raises(apsw.AuthError, match="not authorized"):
             conn.execute(sql)
     assert conn.execute("PRAGMA foreign_keys").fetchone() is not None
     conn.close()

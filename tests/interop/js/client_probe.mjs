@@ -89,6 +89,7 @@ function jsonValue(v) {
 function jsonResultSet(rs) {
   return {
     columns: rs.columns,
+    column_types: rs.columnTypes,
     rows: rs.rows.map((row) => rs.columns.map((_, i) => jsonValue(row[i]))),
     rows_affected: rs.rowsAffected,
     last_insert_rowid: rs.lastInsertRowid === undefined || rs.lastInsertRowid === null ? null : String(rs.lastInsertRowid),
@@ -257,6 +258,12 @@ async function main() {
       r[5] instanceof ArrayBuffer && Buffer.from(new Uint8Array(r[5])).equals(Buffer.from(blob)) && r[6] === "blob",
     );
     check("positional_null_roundtrip", r[7] === null && r[8] === "null");
+    // Declared types of table columns, "" for expressions (the server sends null), as sqld.
+    check(
+      "column_types",
+      JSON.stringify(sel.columnTypes) ===
+        JSON.stringify(["INTEGER", "", "REAL", "", "TEXT", "BLOB", "", "ANY", ""]),
+    );
     check("insert_rows_affected", ins.rowsAffected === 1);
     check("insert_last_insert_rowid", ins.lastInsertRowid !== undefined && BigInt(ins.lastInsertRowid) > 0n);
     return { insert: jsonResultSet(ins), select: jsonResultSet(sel) };
@@ -293,6 +300,8 @@ async function main() {
     }
     check("syntax_error_raised", err !== null);
     check("constraint_error_raised", err2 !== null);
+    // sqld sends the primary code only; the client reads no other field.
+    check("constraint_error_code", err2?.code === "SQLITE_CONSTRAINT");
     const after = await db.execute("SELECT 1");
     check("usable_after_error", after.rows[0][0] === 1);
     return { syntax_error: err, constraint_error: err2 };
