@@ -30,7 +30,7 @@ import contextlib
 import logging
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final, TypeVar
+from typing import TYPE_CHECKING, Final, TypeVar, cast
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -215,8 +215,9 @@ class FrontDoor(asyncio.Protocol):
     # --- asyncio.Protocol ----------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
+        # A stream transport, from asyncio or another event loop (uvloop's are not
+        # asyncio.Transport subclasses).
+        self._transport = cast("asyncio.Transport", transport)
         self._doors.add(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
