@@ -232,11 +232,19 @@ class FrontDoor(asyncio.Protocol):
         self.last_active = self._loop.time()
         if self._task is None:
             self._next()
+        self._read_no_further_ahead()
+
+    def _read_no_further_ahead(self) -> None:
         # A client sending far ahead of the answers it reads (or while it reads none:
-        # writing paused) waits until they catch up; at most one largest request stays
-        # unread here, however much it pipelines.
-        if len(self._buffer) > MAX_HEAD + self._max_body and self._transport is not None:
-            self._transport.pause_reading()
+        # writing paused) waits until they catch up: reading pauses while a largest
+        # request (head and body) is buffered, however much the client pipelines.
+        transport = self._transport
+        if transport is None:
+            return
+        if len(self._buffer) > MAX_HEAD + self._max_body:
+            transport.pause_reading()
+        else:
+            transport.resume_reading()
 
     def eof_received(self) -> bool | None:
         self._peer_done = True
@@ -331,9 +339,9 @@ class FrontDoor(asyncio.Protocol):
             self.close()
             return
         self.last_active = self._loop.time()
-        transport.resume_reading()  # in case data_received paused it
         if self._buffer:
             self._next()
+        self._read_no_further_ahead()
         if self._peer_done and self._task is None:
             self.close()
 
