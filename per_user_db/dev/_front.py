@@ -112,6 +112,20 @@ class _Head:
     close: bool
 
 
+_POST = b"POST /"
+# A line end that is not CRLF: a bare LF (or a CR not followed by LF, once followed).
+_BARE_LINE_END = re.compile(rb"(?<!\r)\n|\r(?=[^\n])")
+
+
+def _may_become_ours(start: bytearray) -> bool:
+    """Whether an incomplete head could still become a request this door reads: it
+    starts like ``POST /`` and has no line end but CRLF. Anything else (a TLS hello on
+    the plain port, bare LF line ends, another method) goes to aiohttp at once, which
+    answers it, instead of waiting for a head that will never end."""
+    prefix = bytes(start[: len(_POST)])
+    return _POST.startswith(prefix) and _BARE_LINE_END.search(start) is None
+
+
 def parse_head(head: bytes, *, max_body: int, root_routes: bool) -> _Head | None:
     """The request ``head`` (without its final blank line) if this door serves it;
     None if aiohttp should read it instead. ``root_routes``: the server has a root
@@ -208,7 +222,8 @@ class FrontDoor(asyncio.Protocol):
         self._task: asyncio.Task[None] | None = None
         self._writable = True
         self._closing = False
-        self._peer_done = False  # the client sent EOF; answer what it sent, then close
+        self.request_started: float | None = None
+        """When the first byte of the request not yet complete arrived."""
         self._loop = asyncio.get_running_loop()
         self.last_active = self._loop.time()
 
@@ -228,6 +243,8 @@ class FrontDoor(asyncio.Protocol):
             self._task.cancel()  # the client left: its SQL is interrupted
 
     def data_received(self, data: bytes) -> None:
+        if not self._buffer:
+            self.request_started = self._loop.time()
         self._buffer += data
         self.last_active = self._loop.time()
         if self._task is None:
@@ -247,10 +264,10 @@ class FrontDoor(asyncio.Protocol):
             transport.resume_reading()
 
     def eof_received(self) -> bool | None:
-        self._peer_done = True
-        # Nothing in flight: let the transport close. Otherwise keep it open for the
-        # answer; _finish closes it then.
-        return self._task is not None
+        # The client closed its side: it reads no answer, so its request (if one is in
+        # flight) is cancelled and its SQL interrupted, as aiohttp does, instead of
+        # holding a lock for nobody. The transport closes.
+        return False
 
     def pause_writing(self) -> None:
         self._writable = False
@@ -271,6 +288,12 @@ class FrontDoor(asyncio.Protocol):
     def waiting_for_bytes(self) -> bool:
         """Part of a request arrived, and nothing is being answered."""
         return self._task is None and bool(self._buffer)
+
+    def arriving_for(self, now: float) -> float:
+        """Seconds the request still arriving has taken so far (0: none is arriving)."""
+        if not self.waiting_for_bytes or self.request_started is None:
+            return 0.0
+        return now - self.request_started
 
     def close(self) -> None:
         self._closing = True
@@ -293,8 +316,8 @@ class FrontDoor(asyncio.Protocol):
         buffer = self._buffer
         end = buffer.find(_HEAD_END, 0, MAX_HEAD + len(_HEAD_END))
         if end < 0:
-            if len(buffer) > MAX_HEAD:
-                self._hand_over()
+            if len(buffer) > MAX_HEAD or not _may_become_ours(buffer):
+                self._hand_over()  # aiohttp answers what is not a request of ours at once
             return
         head = parse_head(
             bytes(buffer[:end]), max_body=self._max_body, root_routes=self._root_routes
@@ -307,6 +330,7 @@ class FrontDoor(asyncio.Protocol):
             return  # the body is still arriving
         body = bytes(buffer[start : start + head.length])
         del buffer[: start + head.length]
+        self.request_started = self._loop.time() if buffer else None
         call = PipelineCall(
             database=head.database,
             version=head.version,
@@ -342,8 +366,6 @@ class FrontDoor(asyncio.Protocol):
         if self._buffer:
             self._next()
         self._read_no_further_ahead()
-        if self._peer_done and self._task is None:
-            self.close()
 
     def _hand_over(self) -> None:
         """The rest of this connection is aiohttp's, from the first unread byte on."""
@@ -358,22 +380,20 @@ class FrontDoor(asyncio.Protocol):
         pending, self._buffer = bytes(self._buffer), bytearray()
         if pending:
             successor.data_received(pending)
-        if self._peer_done:
-            successor.eof_received()
         with contextlib.suppress(AttributeError, RuntimeError):
             transport.resume_reading()
 
 
-async def sweep_forever(doors: set[FrontDoor], *, interval: float = 1.0) -> None:
-    """Close connections idle past the keep-alive timeout, and ones whose started
-    request stopped arriving (a client that trickles a head or body: slowloris)."""
+async def sweep_forever(doors: set[FrontDoor]) -> None:
+    """Close connections idle past the keep-alive timeout, and ones whose request has
+    taken longer than :data:`REQUEST_READ_TIMEOUT` to arrive, however steadily its bytes
+    trickle in (slowloris)."""
     loop = asyncio.get_running_loop()
     while True:
-        await asyncio.sleep(interval)
+        await asyncio.sleep(SWEEP_INTERVAL)
         now = loop.time()
         for door in list(doors):
-            quiet = now - door.last_active
-            if (door.idle and quiet > KEEPALIVE_TIMEOUT) or (
-                door.waiting_for_bytes and quiet > REQUEST_READ_TIMEOUT
-            ):
+            if (door.idle and now - door.last_active > KEEPALIVE_TIMEOUT) or door.arriving_for(
+                now
+            ) > REQUEST_READ_TIMEOUT:
                 door.close()

@@ -26,13 +26,14 @@ from __future__ import annotations
 
 import collections
 import functools
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Literal
 
-from per_user_db._transports._sqlite import first_keyword
 from per_user_db.core._hrana import (
     BatchRequest,
     CloseRequest,
+    CloseSqlRequest,
     DescribeRequest,
     ExecuteRequest,
     OkCond,
@@ -41,15 +42,32 @@ from per_user_db.core._hrana import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Hashable, Sequence
 
     from per_user_db.core._hrana import Batch, Stmt, StreamRequest
 
-__all__ = ["INLINE_BUDGET", "PipelineFacts", "SlowPipelines", "inspect"]
+__all__ = [
+    "INLINE_ARGUMENTS",
+    "INLINE_BUDGET",
+    "INLINE_TEXT",
+    "FastPipelines",
+    "PipelineFacts",
+    "argument_shape",
+    "inspect",
+]
 
 INLINE_BUDGET = 0.002
 """Seconds a pipeline may run on the event loop's thread before it is interrupted and
-sent to a worker thread: the longest stall one request can cause the server."""
+sent to a worker thread: the longest stall one request can cause the server between two
+SQLite instructions."""
+
+INLINE_TEXT = 4096
+INLINE_ARGUMENTS = 4096
+"""Characters of SQL and of text or blob arguments a pipeline may carry to run inline.
+The budget is checked between SQLite's instructions, and one instruction's cost grows
+with the values it works on (``instr`` on two long strings, say); reading a long text
+costs Python time before SQLite runs at all. Larger pipelines go to a worker, whose
+thread leaves the event loop free."""
 
 _QUERIES = frozenset({"SELECT", "VALUES"})
 _ENDS = frozenset({"COMMIT", "END"})
@@ -61,9 +79,10 @@ class PipelineFacts:
     """What the server needs to know about a one-shot pipeline before running it."""
 
     restartable: bool
-    """It may run inline first and again on a worker (see the module's docstring)."""
+    """It may run inline first and again on a worker (see the module's docstring), and
+    is small enough to (:data:`INLINE_TEXT`, :data:`INLINE_ARGUMENTS`)."""
     key: tuple[str | None, ...]
-    """Its SQL texts: a pipeline that once outran the budget goes to a worker at once."""
+    """Its SQL texts, by which :class:`FastPipelines` remembers it."""
     touches_pragmas: bool
     """Some SQL mentions a pragma: the connection may carry a setting to the next
     pipeline, so it is not kept for one."""
@@ -79,26 +98,36 @@ def inspect(requests: Sequence[StreamRequest]) -> PipelineFacts:
         and isinstance(first := requests[0], ExecuteRequest)
         and first.stmt.sql is not None
     ):
-        return _one_statement(first.stmt.sql)  # what clients send for execute()
+        # What clients send for execute().
+        facts = _one_statement(first.stmt.sql)
+        if facts.restartable and _arguments_size(first.stmt) > INLINE_ARGUMENTS:
+            return replace(facts, restartable=False)
+        return facts
     stored: dict[int, str] = {}
     texts: list[str | None] = []
     restartable = True
     wrote = False
+    arguments = 0
     for request in requests:
         kind: _Kind
         match request:
             case StoreSqlRequest(sql_id=sql_id, sql=sql):
-                stored[sql_id] = sql
+                stored.setdefault(sql_id, sql)  # storing a taken id fails (SQL_EXISTS)
                 texts.append(sql)
+                continue
+            case CloseSqlRequest(sql_id=sql_id):
+                stored.pop(sql_id, None)
                 continue
             case ExecuteRequest(stmt=stmt):
                 sql = _text(stmt, stored)
                 texts.append(sql)
                 kind = "read" if _is_query(sql) else "write"
+                arguments += _arguments_size(stmt)
             case BatchRequest(batch=batch):
                 sqls = [_text(step.stmt, stored) for step in batch.steps]
                 texts.extend(sqls)
                 kind = _batch_kind(batch, sqls)
+                arguments += sum(_arguments_size(step.stmt) for step in batch.steps)
             case DescribeRequest(sql=sql):
                 texts.append(sql)
                 kind = "read"  # compiled, never run
@@ -106,13 +135,14 @@ def inspect(requests: Sequence[StreamRequest]) -> PipelineFacts:
                 texts.append(sql)
                 kind = "script"
             case _:
-                continue  # close_sql, get_autocommit, close: no SQL of their own
+                continue  # get_autocommit, close: no SQL of their own
         # Whatever runs after a write could be interrupted after the write committed.
         restartable = restartable and not wrote and kind != "script"
         wrote = wrote or kind == "write"
     lowered = "\n".join(t for t in texts if t is not None).lower()
+    small = len(lowered) <= INLINE_TEXT and arguments <= INLINE_ARGUMENTS
     return PipelineFacts(
-        restartable=restartable,
+        restartable=restartable and small,
         key=tuple(texts),
         touches_pragmas="pragma" in lowered,
         touches_temp="temp" in lowered,
@@ -127,7 +157,7 @@ def _one_statement(sql: str) -> PipelineFacts:
     # One statement is undone as a whole when interrupted: always restartable.
     lowered = sql.lower()
     return PipelineFacts(
-        restartable=True,
+        restartable=len(sql) <= INLINE_TEXT,
         key=(sql,),
         touches_pragmas="pragma" in lowered,
         touches_temp="temp" in lowered,
@@ -154,9 +184,55 @@ def _batch_kind(batch: Batch, sqls: Sequence[str | None]) -> _Kind:
     return "script"
 
 
-@functools.lru_cache(maxsize=1024)
+# Possessive: a text of blanks and comments with no word after them must fail at once,
+# not backtrack over every way to split them.
+_FIRST_WORD = re.compile(r"(?:\s|--[^\n]*+(?:\n|\Z)|/\*.*?\*/)*+([A-Za-z]+)", re.DOTALL)
+
+
 def _keyword(sql: str) -> str:
-    return first_keyword(sql)
+    # Only the start of the text, on the event loop's thread: a pipeline of longer text
+    # never runs inline anyway (INLINE_TEXT).
+    word = _FIRST_WORD.match(sql, 0, INLINE_TEXT)
+    return word.group(1).upper() if word else ""
+
+
+def argument_shape(requests: Sequence[StreamRequest]) -> tuple[int, ...]:
+    """The sizes of a pipeline's arguments, to within a factor of two: a number's
+    magnitude, a text's or blob's length. With the SQL, it is what
+    :class:`FastPipelines` remembers: one SQLite instruction can take time in
+    proportion to a value (``printf('%.*c', ?, 'a')``), so SQL that ran fast with small
+    values has not run fast with large ones."""
+    shape: list[int] = []
+    for request in requests:
+        match request:
+            case ExecuteRequest(stmt=stmt):
+                shape.extend(_value_sizes(stmt))
+            case BatchRequest(batch=batch):
+                for step in batch.steps:
+                    shape.extend(_value_sizes(step.stmt))
+            case _:
+                pass
+    return tuple(shape)
+
+
+def _value_sizes(stmt: Stmt) -> list[int]:
+    sizes: list[int] = []
+    for value in (*stmt.args, *(value for _, value in stmt.named_args)):
+        if isinstance(value, int):
+            sizes.append(abs(value).bit_length())
+        elif isinstance(value, float):
+            sizes.append(-1 if value != value else min(int(abs(value)), 2**64).bit_length())
+        elif value is None:
+            sizes.append(-2)
+        else:
+            sizes.append(len(value).bit_length() + 100)  # text and blobs apart from numbers
+    return sizes
+
+
+def _arguments_size(stmt: Stmt) -> int:
+    """Characters and bytes of the statement's text and blob arguments."""
+    values = [*stmt.args, *(value for _, value in stmt.named_args)]
+    return sum(len(v) for v in values if isinstance(v, str | bytes))
 
 
 def _is_transaction_batch(batch: Batch, sqls: Sequence[str | None]) -> bool:
@@ -178,25 +254,35 @@ def _is_transaction_batch(batch: Batch, sqls: Sequence[str | None]) -> bool:
     return True  # no COMMIT: closing the stream rolls it all back
 
 
-class SlowPipelines:
-    """The SQL of pipelines that outran the inline budget, most recent last: they go
-    straight to a worker next time instead of stalling the loop again."""
+class FastPipelines:
+    """The pipelines (SQL and :func:`argument_shape`) that last ran within the budget,
+    most recent last.
+
+    Only these run inline: a pipeline whose SQL the server has not seen run quickly goes
+    to a worker, which times it, and one that outruns the budget inline is forgotten. So
+    a request of new SQL, however slow one of its instructions, never stalls the event
+    loop. The same SQL over values of the same sizes still can, by as much as one
+    instruction takes on values of the database's own (``instr`` over stored texts).
+    """
 
     __slots__ = ("_keys", "_limit")
 
-    def __init__(self, limit: int = 256) -> None:
-        self._keys: collections.OrderedDict[tuple[str | None, ...], None] = (
-            collections.OrderedDict()
-        )
+    def __init__(self, limit: int = 4096) -> None:
+        self._keys: collections.OrderedDict[Hashable, None] = collections.OrderedDict()
         self._limit = limit
 
-    def seen(self, key: tuple[str | None, ...]) -> bool:
+    def __contains__(self, key: Hashable) -> bool:
         if key in self._keys:
             self._keys.move_to_end(key)
             return True
         return False
 
-    def note(self, key: tuple[str | None, ...]) -> None:
+    def note(self, key: Hashable, seconds: float) -> None:
+        """Remember how long the pipeline ``key`` took: within the budget, it runs inline
+        next time; past it, it does not."""
+        if seconds > INLINE_BUDGET:
+            self._keys.pop(key, None)
+            return
         self._keys[key] = None
         self._keys.move_to_end(key)
         while len(self._keys) > self._limit:

@@ -16,6 +16,7 @@ import contextlib
 import json
 import logging
 import ssl
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, TypeAlias, TypeVar
@@ -57,7 +58,7 @@ from per_user_db.dev._front import (
     is_front_door_safe,
     sweep_forever,
 )
-from per_user_db.dev._inline import INLINE_BUDGET, PipelineFacts, inspect
+from per_user_db.dev._inline import INLINE_BUDGET, PipelineFacts, argument_shape, inspect
 from per_user_db.dev._state import (
     DATABASE_NAME,
     ROOT_NAME,
@@ -538,8 +539,13 @@ async def _one_shot(
     try:
         done = _run_inline(state, worker, requests, facts, version)
         if done is None:
-            done = await worker.run(lambda conn: _fresh_then_run(conn, requests, version, facts))
-        ran, reusable = done
+            ran, reusable, seconds = await worker.run(
+                lambda conn: _fresh_then_run(conn, requests, version, facts)
+            )
+            if facts.restartable:
+                state.fast_pipelines.note((facts.key, argument_shape(requests)), seconds)
+        else:
+            ran, reusable = done
     finally:
         unwanted = state.take_back(
             database, access, worker, reusable=reusable, now=asyncio.get_running_loop().time()
@@ -563,7 +569,10 @@ def _run_inline(
     """The pipeline's results, and whether its connection may be kept, if it ran here,
     on the loop's thread, within the budget; None if it must run on the worker (it ran
     not at all, or was interrupted or met a lock, and nothing it did remains)."""
-    if not facts.restartable or not worker.idle or state.slow_pipelines.seen(facts.key):
+    if not facts.restartable or not worker.idle:
+        return None
+    memo_key = (facts.key, argument_shape(requests))
+    if memo_key not in state.fast_pipelines:
         return None
 
     def job(conn: apsw.Connection) -> tuple[tuple[StreamResult, ...], bool] | None:
@@ -580,7 +589,7 @@ def _run_inline(
 
     outcome = worker.run_inline(job, budget=INLINE_BUDGET)
     if outcome is None:
-        state.slow_pipelines.note(facts.key)
+        state.fast_pipelines.note(memo_key, float("inf"))  # to a worker from now on
     return outcome
 
 
@@ -589,10 +598,14 @@ def _fresh_then_run(
     requests: tuple[StreamRequest, ...],
     version: int,
     facts: PipelineFacts,
-) -> tuple[tuple[StreamResult, ...], bool]:
+) -> tuple[tuple[StreamResult, ...], bool, float]:
+    """On the worker: the results, whether the connection may be kept, and the seconds
+    the SQL took (which decide whether the same SQL may run inline next time)."""
     roll_back(conn)  # what an interrupted inline attempt may have left open
+    started = time.perf_counter()
     results = run_stream_requests(conn, requests, {}, version=version)
-    return results, _reset(conn, facts)
+    seconds = time.perf_counter() - started
+    return results, _reset(conn, facts), seconds
 
 
 def _reset(conn: apsw.Connection, facts: PipelineFacts) -> bool:

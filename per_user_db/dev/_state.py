@@ -26,7 +26,7 @@ from per_user_db.core._hrana import BatchResponse, HranaError, StreamError, Stre
 from per_user_db.core._result import Err, Ok
 from per_user_db.dev._engine import connect
 from per_user_db.dev._guard import guard_connection
-from per_user_db.dev._inline import SlowPipelines
+from per_user_db.dev._inline import FastPipelines
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -182,7 +182,7 @@ class ProtocolServerState:
         self._idle_workers: dict[tuple[str, Access], list[tuple[float, ServerWorker]]] = {}
         self._slots: dict[tuple[str, Access], asyncio.Semaphore] = {}
         self._lent = 0
-        self.slow_pipelines = SlowPipelines()
+        self.fast_pipelines = FastPipelines()
         self.counts = RequestCounts()
         self._streams: dict[str, Stream] = {}
         self._expired: collections.OrderedDict[str, None] = collections.OrderedDict()

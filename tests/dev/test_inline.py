@@ -14,6 +14,7 @@ from per_user_db.core._hrana import (
     BatchRequest,
     BatchStep,
     CloseRequest,
+    CloseSqlRequest,
     DescribeRequest,
     ExecuteRequest,
     ExecuteResponse,
@@ -26,7 +27,13 @@ from per_user_db.core._hrana import (
     StreamOk,
     StreamRequest,
 )
-from per_user_db.dev._inline import SlowPipelines, inspect
+from per_user_db.dev._inline import (
+    INLINE_ARGUMENTS,
+    INLINE_TEXT,
+    FastPipelines,
+    argument_shape,
+    inspect,
+)
 
 if TYPE_CHECKING:
     from .conftest import Server
@@ -137,15 +144,62 @@ def test_what_a_pipeline_may_leave_on_its_connection() -> None:
     ).touches_temp
 
 
-def test_slow_pipelines_are_remembered_most_recent_first() -> None:
-    slow = SlowPipelines(limit=2)
-    slow.note(("a",))
-    slow.note(("b",))
-    assert slow.seen(("a",))  # now the most recent
-    slow.note(("c",))
-    assert slow.seen(("a",))
-    assert not slow.seen(("b",))
-    assert slow.seen(("c",))
+def test_only_pipelines_seen_fast_are_remembered_most_recent_first() -> None:
+    fast = FastPipelines(limit=2)
+    fast.note(("a",), 0.0001)
+    fast.note(("b",), 0.0001)
+    assert ("a",) in fast  # now the most recent
+    fast.note(("c",), 0.0001)
+    assert ("a",) in fast
+    assert ("b",) not in fast
+    fast.note(("a",), 0.5)  # outran the budget: forgotten
+    assert ("a",) not in fast
+    fast.note(("d",), 0.5)
+    assert ("d",) not in fast
+
+
+def test_large_pipelines_never_run_inline() -> None:
+    assert inspect([ex("SELECT 1"), CLOSE]).restartable
+    long_sql = "SELECT " + " + ".join(["1"] * INLINE_TEXT)
+    assert not inspect([ex(long_sql), CLOSE]).restartable
+    assert not inspect([ex("SELECT 1"), ex(long_sql), CLOSE]).restartable
+    big = "x" * (INLINE_ARGUMENTS + 1)
+    with_text = ExecuteRequest(stmt=Stmt(sql="SELECT ?", args=(big,)))
+    assert not inspect([with_text, CLOSE]).restartable
+    with_blob = ExecuteRequest(stmt=Stmt(sql="SELECT :b", named_args=((":b", big.encode()),)))
+    assert not inspect([with_blob, CLOSE]).restartable
+    assert not inspect([plain_batch("SELECT 1"), with_text, CLOSE]).restartable
+
+
+def test_the_same_sql_with_larger_values_is_another_pipeline() -> None:
+    def shape(*args: int | str | bytes | None) -> tuple[int, ...]:
+        return argument_shape([ExecuteRequest(stmt=Stmt(sql="SELECT ?", args=args)), CLOSE])
+
+    assert shape(10) == shape(12)  # within a factor of two
+    assert shape(10) != shape(1_000_000)
+    assert shape("ab") != shape("a" * 1000)
+    assert shape("ab") != shape(b"ab") or shape(2) != shape("ab")
+    assert shape(0) != shape(None)
+
+
+def test_stored_sql_is_read_as_the_server_reads_it() -> None:
+    # Storing a taken id fails on the server (SQL_EXISTS): the first text stays.
+    twice: list[StreamRequest] = [
+        StoreSqlRequest(sql_id=1, sql="INSERT INTO t VALUES (1)"),
+        StoreSqlRequest(sql_id=1, sql="SELECT 1"),
+        ExecuteRequest(stmt=Stmt(sql_id=1)),
+        ex("SELECT 2"),
+        CLOSE,
+    ]
+    assert not inspect(twice).restartable  # a query after the INSERT
+    closed: list[StreamRequest] = [
+        StoreSqlRequest(sql_id=1, sql="SELECT 1"),
+        CloseSqlRequest(sql_id=1),
+        ExecuteRequest(stmt=Stmt(sql_id=1)),
+        ex("SELECT 2"),
+        CLOSE,
+    ]
+    assert not inspect(closed).restartable  # id 1 names nothing: maybe a write
 
 
 # --- on a real server ----------------------------------------------------------------------
@@ -165,24 +219,36 @@ async def rows(server: Server, sql: str) -> list[tuple[object, ...]]:
     return [tuple(row) for row in result.response.result.rows]
 
 
+async def test_new_sql_runs_on_a_worker_first_then_inline(server: Server) -> None:
+    key = (("SELECT 41 + 1",), ())  # the SQL, and the sizes of no arguments
+    assert key not in server.state.fast_pipelines
+    assert await rows(server, "SELECT 41 + 1") == [(42,)]  # timed on a worker
+    assert key in server.state.fast_pipelines  # so the next one runs inline
+    await rows(server, SLOW_QUERY)
+    assert ((SLOW_QUERY,), ()) not in server.state.fast_pipelines  # never inline
+
+
 async def test_a_pipeline_that_outruns_the_budget_runs_once(server: Server) -> None:
     await rows(server, "CREATE TABLE t (x)")
-    # Queries first, then the write: tried inline, interrupted in the slow query, and
-    # run again on the worker. The write must not have run in the first attempt.
+    # Queries first, then the write, run inline (as if it had been fast before): the
+    # slow query is interrupted, and the pipeline runs again on the worker. The write
+    # must not have run in the first attempt.
+    key = ((SLOW_QUERY, "INSERT INTO t VALUES (1)"), ())
+    server.state.fast_pipelines.note(key, 0.0)
     response = await server.pipeline([ex(SLOW_QUERY), ex("INSERT INTO t VALUES (1)"), CLOSE])
     assert all(isinstance(r, StreamOk) for r in response.results), response.results
     assert await rows(server, "SELECT count(*) FROM t") == [(1,)]
     # The write first: never inline, since the query after it could be interrupted.
     await server.pipeline([ex("INSERT INTO t VALUES (2)"), ex(SLOW_QUERY), CLOSE])
     assert await rows(server, "SELECT x FROM t ORDER BY x") == [(1,), (2,)]
-    # Remembered: the next time, straight to the worker.
-    key = (SLOW_QUERY, "INSERT INTO t VALUES (1)")
-    assert server.state.slow_pipelines.seen(key)
+    # Forgotten: the next time, straight to the worker.
+    assert key not in server.state.fast_pipelines
 
 
 async def test_a_transaction_batch_that_outruns_the_budget_commits_once(server: Server) -> None:
     await rows(server, "CREATE TABLE t (x)")
     batch = transaction_batch("INSERT INTO t VALUES (1)", SLOW_QUERY, "INSERT INTO t VALUES (2)")
+    server.state.fast_pipelines.note((inspect([batch, CLOSE]).key, ()), 0.0)  # tried inline
     response = await server.pipeline([batch, CLOSE])
     first = response.results[0]
     assert isinstance(first, StreamOk)
@@ -194,6 +260,7 @@ async def test_a_write_that_meets_a_lock_waits_and_runs_once(server: Server) -> 
     held = await server.pipeline([ex("BEGIN IMMEDIATE"), ex("INSERT INTO t VALUES (0)")])
     assert held.baton is not None
     # Tried inline, it fails at once on the lock; on the worker it waits for it.
+    server.state.fast_pipelines.note((("INSERT INTO t VALUES (1)",), ()), 0.0)
     waiting = asyncio.ensure_future(server.pipeline([ex("INSERT INTO t VALUES (1)"), CLOSE]))
     await asyncio.sleep(0.1)
     assert not waiting.done()
