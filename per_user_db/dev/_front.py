@@ -374,14 +374,16 @@ class FrontDoor(asyncio.Protocol):
             return
         self._doors.discard(self)
         self._transport = None
+        # Undo a pause of the door's own first: from here on aiohttp pauses and resumes
+        # (its queue of pipelined requests is bounded), and must not be overruled.
+        with contextlib.suppress(AttributeError, RuntimeError):
+            transport.resume_reading()
         successor = self._fallback()
         transport.set_protocol(successor)
         successor.connection_made(transport)
         pending, self._buffer = bytes(self._buffer), bytearray()
         if pending:
             successor.data_received(pending)
-        with contextlib.suppress(AttributeError, RuntimeError):
-            transport.resume_reading()
 
 
 async def sweep_forever(doors: set[FrontDoor]) -> None:
