@@ -138,6 +138,12 @@ def _parse(argv: list[str] | None, prog: str) -> argparse.Namespace:
         help="seconds a request's SQL may run before it is interrupted (0: no limit)",
     )
     parser.add_argument(
+        "--no-inline",
+        action="store_true",
+        help="run every request's SQL on a worker thread, never on the event loop's: "
+        "slower for short queries, but no request holds the others up",
+    )
+    parser.add_argument(
         "--tls",
         action="store_true",
         help="serve HTTPS with a certificate from a local CA in DATA_DIR/tls/ (made on the "
@@ -163,6 +169,7 @@ async def _serve(args: argparse.Namespace) -> None:
             stream_idle_timeout=args.stream_idle_timeout,
             create_on_demand=args.create_on_demand,
             statement_timeout=args.statement_timeout or None,
+            inline=not args.no_inline,
         )
         certificates = ensure_certificates(args.data_dir / "tls") if args.tls else None
         context = None if certificates is None else certificates.server_context()
@@ -186,6 +193,7 @@ async def _serve(args: argparse.Namespace) -> None:
         stream_idle_timeout=args.stream_idle_timeout,
         statement_timeout=args.statement_timeout or None,
         tls=args.tls,
+        inline=not args.no_inline,
     )
     turso = local_turso(app)
     async with serve(app, host=args.host, port=args.port) as address:
@@ -207,6 +215,7 @@ async def _serve_one_file(args: argparse.Namespace) -> None:
         stream_idle_timeout=args.stream_idle_timeout,
         statement_timeout=args.statement_timeout or None,
         root_database=path,
+        inline=not args.no_inline,
     )
     await protocol_state(app).create_database(ROOT_NAME)  # made if missing, kept if not
     certificates = ensure_certificates(path.parent / "tls") if args.tls else None

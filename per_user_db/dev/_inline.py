@@ -50,6 +50,7 @@ __all__ = [
     "INLINE_ARGUMENTS",
     "INLINE_BUDGET",
     "INLINE_TEXT",
+    "INLINE_VALUE",
     "FastPipelines",
     "PipelineFacts",
     "argument_shape",
@@ -63,7 +64,11 @@ SQLite instructions."""
 
 INLINE_TEXT = 4096
 INLINE_ARGUMENTS = 4096
-"""Characters of SQL and of text or blob arguments a pipeline may carry to run inline.
+INLINE_VALUE = 4096
+"""Characters of SQL and of text or blob arguments a pipeline may carry to run inline,
+and bytes of the longest string or blob it may make or read there (SQLite's
+SQLITE_LIMIT_LENGTH while it runs inline: a longer value fails it with SQLITE_TOOBIG,
+undone, and it runs again on a worker).
 The budget is checked between SQLite's instructions, and one instruction's cost grows
 with the values it works on (``instr`` on two long strings, say); reading a long text
 costs Python time before SQLite runs at all. Larger pipelines go to a worker, whose

@@ -97,6 +97,7 @@ def create_local_turso_app(
     stream_idle_timeout: float = 10.0,
     statement_timeout: float | None = DEFAULT_STATEMENT_TIMEOUT,
     tls: bool = False,
+    inline: bool = True,
 ) -> web.Application:
     """An app serving the Platform API under ``/v1/`` and databases under ``/db/<name>/``.
 
@@ -127,6 +128,7 @@ def create_local_turso_app(
         authorize=token_authorizer(registry, clock),
         stream_idle_timeout=stream_idle_timeout,
         statement_timeout=statement_timeout,
+        inline=inline,
     )
     app[LOCAL_TURSO] = LocalTurso(
         org=org,

@@ -58,7 +58,13 @@ from per_user_db.dev._front import (
     is_front_door_safe,
     sweep_forever,
 )
-from per_user_db.dev._inline import INLINE_BUDGET, PipelineFacts, argument_shape, inspect
+from per_user_db.dev._inline import (
+    INLINE_BUDGET,
+    INLINE_VALUE,
+    PipelineFacts,
+    argument_shape,
+    inspect,
+)
 from per_user_db.dev._state import (
     DATABASE_NAME,
     ROOT_NAME,
@@ -132,6 +138,7 @@ def create_protocol_app(
     statement_timeout: float | None = DEFAULT_STATEMENT_TIMEOUT,
     transaction_timeout: float | None = DEFAULT_TRANSACTION_TIMEOUT,
     root_database: str | os.PathLike[str] | None = None,
+    inline: bool = True,
 ) -> web.Application:
     """An aiohttp application serving the SQLite databases in ``data_dir``.
 
@@ -147,6 +154,10 @@ def create_protocol_app(
     ``root_database`` serves that one file at the root as well (``/v2/pipeline``,
     ``/v3/pipeline``, ``/v3/cursor`` and WebSocket at ``/``), as ``turso dev --db-file``
     does; it is also ``/db/main/``.
+
+    ``inline=False`` runs every pipeline on its connection's thread, never on the event
+    loop's: a third slower for short queries, but no request can hold the loop up for
+    the length of one SQLite instruction (see :mod:`._inline`).
     """
     state = ProtocolServerState(
         Path(data_dir),
@@ -157,6 +168,7 @@ def create_protocol_app(
         statement_timeout=statement_timeout,
         transaction_timeout=transaction_timeout,
         root_database=None if root_database is None else Path(root_database),
+        inline=inline,
     )
     app = web.Application(middlewares=[_count_and_map_errors], client_max_size=MAX_BODY)
     app[PROTOCOL_STATE] = state
@@ -569,7 +581,7 @@ def _run_inline(
     """The pipeline's results, and whether its connection may be kept, if it ran here,
     on the loop's thread, within the budget; None if it must run on the worker (it ran
     not at all, or was interrupted or met a lock, and nothing it did remains)."""
-    if not facts.restartable or not worker.idle:
+    if not state.inline or not facts.restartable or not worker.idle:
         return None
     memo_key = (facts.key, argument_shape(requests))
     if memo_key not in state.fast_pipelines:
@@ -578,18 +590,28 @@ def _run_inline(
     def job(conn: apsw.Connection) -> tuple[tuple[StreamResult, ...], bool] | None:
         results: list[StreamResult] = []
         stored: dict[int, str] = {}
-        for request in requests:
-            result = run_stream_request(conn, request, stored, version=version)
-            results.append(result)
-            if _failed_with(result, _STOPPED):
-                return None  # interrupted, or met a lock: nothing after it may run
+        # One SQLite instruction may take time in proportion to the values it works on
+        # (instr, replace, LIKE over stored texts), and the budget is only checked
+        # between instructions: inline, no value may be longer than INLINE_VALUE.
+        longest = conn.limit(apsw.SQLITE_LIMIT_LENGTH, INLINE_VALUE)
+        try:
+            for request in requests:
+                result = run_stream_request(conn, request, stored, version=version)
+                results.append(result)
+                if _failed_with(result, _STOPPED_INLINE):
+                    return None  # interrupted, met a lock or a long value: nothing after
+        finally:
+            conn.limit(apsw.SQLITE_LIMIT_LENGTH, longest)
         # Done and kept: an interrupt during the reset must not undo the answer.
         conn.set_progress_handler(None, 0)
         return tuple(results), _reset(conn, facts)
 
+    started = time.perf_counter()
     outcome = worker.run_inline(job, budget=INLINE_BUDGET)
     if outcome is None:
         state.fast_pipelines.note(memo_key, float("inf"))  # to a worker from now on
+    else:  # it may have finished over the budget, inside one long instruction
+        state.fast_pipelines.note(memo_key, time.perf_counter() - started)
     return outcome
 
 
@@ -633,7 +655,9 @@ def _failed_with(result: StreamResult, codes: frozenset[str]) -> bool:
             return False
 
 
-_STOPPED = frozenset({"SQLITE_INTERRUPT", "SQLITE_BUSY", "SQLITE_BUSY_SNAPSHOT", "SQLITE_LOCKED"})
+_STOPPED_INLINE = frozenset(
+    {"SQLITE_INTERRUPT", "SQLITE_BUSY", "SQLITE_BUSY_SNAPSHOT", "SQLITE_LOCKED", "SQLITE_TOOBIG"}
+)
 
 
 def _is_program(request: StreamRequest) -> bool:

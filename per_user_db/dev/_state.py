@@ -166,6 +166,7 @@ class ProtocolServerState:
         statement_timeout: float | None = None,
         transaction_timeout: float | None = 5.0,
         root_database: Path | None = None,
+        inline: bool = True,
     ) -> None:
         self.data_dir = data_dir
         self.authorize = authorize
@@ -176,6 +177,8 @@ class ProtocolServerState:
         self.statement_timeout = statement_timeout
         self.transaction_timeout = transaction_timeout
         self.root_database = root_database
+        self.inline = inline
+        """One-shot pipelines may run on the event loop's thread (see :mod:`._inline`)."""
         """A file served at the root (``--db FILE``), under the name :data:`ROOT_NAME`."""
         # Connections of finished one-shot pipelines, kept for the next: opening one costs
         # a thread hand-off and a SQLite open, the pipeline itself often less.

@@ -5,10 +5,12 @@ or meets a lock still runs exactly once."""
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+import aiohttp
 import pytest
 
+from per_user_db._transports._sqlite import SqliteWorker
 from per_user_db.core._hrana import (
     Batch,
     BatchRequest,
@@ -26,16 +28,21 @@ from per_user_db.core._hrana import (
     StoreSqlRequest,
     StreamOk,
     StreamRequest,
+    encode_pipeline_request,
 )
+from per_user_db.dev import create_protocol_app, protocol_state, serve
 from per_user_db.dev._inline import (
     INLINE_ARGUMENTS,
     INLINE_TEXT,
+    INLINE_VALUE,
     FastPipelines,
     argument_shape,
     inspect,
 )
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from .conftest import Server
 
 
@@ -268,3 +275,40 @@ async def test_a_write_that_meets_a_lock_waits_and_runs_once(server: Server) -> 
     response = await waiting
     assert isinstance(response.results[0], StreamOk), response.results
     assert await rows(server, "SELECT x FROM t ORDER BY x") == [(0,), (1,)]
+
+
+async def test_values_past_the_inline_limit_run_on_a_worker_and_once(server: Server) -> None:
+    await rows(server, "CREATE TABLE t (x)")
+    insert = f"INSERT INTO t VALUES (randomblob({INLINE_VALUE * 4}))"
+    server.state.fast_pipelines.note(((insert,), ()), 0.0)  # as if it had been fast
+    await rows(server, insert)  # inline: SQLITE_TOOBIG, undone; then on a worker
+    assert await rows(server, "SELECT count(*), length(x) FROM t") == [(1, INLINE_VALUE * 4)]
+    read = "SELECT x FROM t"
+    server.state.fast_pipelines.note(((read,), ()), 0.0)
+    (blob,) = (await rows(server, read))[0]
+    assert isinstance(blob, bytes)
+    assert len(blob) == INLINE_VALUE * 4
+
+
+@pytest.mark.parametrize("inline", [True, False])
+async def test_a_server_may_keep_every_request_off_its_event_loop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, inline: bool
+) -> None:
+    on_the_loop: list[object] = []
+    run_inline = SqliteWorker.run_inline
+
+    def counted(worker: SqliteWorker, fn: Any, *, budget: float) -> Any:
+        on_the_loop.append(fn)
+        return run_inline(worker, fn, budget=budget)
+
+    monkeypatch.setattr(SqliteWorker, "run_inline", counted)
+    app = create_protocol_app(tmp_path, inline=inline)  # --no-inline: inline=False
+    await protocol_state(app).create_database("main")
+    async with serve(app) as address, aiohttp.ClientSession() as session:
+        for _ in range(3):
+            body = encode_pipeline_request(None, [ex("SELECT 1"), CLOSE])
+            url = address.database_url("main") + "v2/pipeline"
+            async with session.post(url, data=body) as response:
+                assert response.status == 200
+    # The first is timed on a worker either way; the others run inline unless told not.
+    assert len(on_the_loop) == (2 if inline else 0)
