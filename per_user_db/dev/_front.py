@@ -7,9 +7,9 @@ reads those requests itself, as a strict subset of HTTP/1.1, and hands everythin
 to aiohttp, connection and buffered bytes alike:
 
 * a request it reads must have the request line ``POST <pipeline route> HTTP/1.1``,
-  exactly one decimal ``Content-Length`` within the body limit, no ``Transfer-Encoding``,
-  ``Expect`` or ``Upgrade``, at most one ``Authorization``, and a head of visible
-  ASCII (plus tabs) no longer than aiohttp accepts;
+  exactly one ``Host``, exactly one decimal ``Content-Length`` within the body limit,
+  no ``Transfer-Encoding``, ``Expect`` or ``Upgrade``, at most one ``Authorization``,
+  and a head of visible ASCII (plus tabs) no longer than aiohttp accepts;
 * anything else (other routes, the Platform API, WebSocket upgrades, chunked bodies,
   HTTP/1.0, a malformed head) hands the connection over to aiohttp for the rest of its
   life, starting with the bytes that did not fit, so aiohttp answers it exactly as it
@@ -68,7 +68,7 @@ _HEAD = re.compile(
     rb"((?:\r\n[!#$%&'*+.^_`|~0-9A-Za-z-]+:[\t\x20-\x7e\x80-\xff]*)*)\Z"
 )
 _FIELDS = re.compile(
-    rb"\r\n(content-length|transfer-encoding|expect|upgrade|connection|authorization):"
+    rb"\r\n(content-length|transfer-encoding|expect|upgrade|connection|authorization|host):"
 )
 _MAX_LENGTH_DIGITS = 10
 _HEAD_END = b"\r\n\r\n"
@@ -139,6 +139,7 @@ def parse_head(head: bytes, *, max_body: int, root_routes: bool) -> _Head | None
     length: int | None = None
     token: str | None = None
     authorization_seen = False
+    hosts = 0
     close = False
     for field in _FIELDS.finditer(fields.lower()):
         end = fields.find(b"\r\n", field.end())
@@ -153,6 +154,8 @@ def parse_head(head: bytes, *, max_body: int, root_routes: bool) -> _Head | None
             if b"upgrade" in options:
                 return None
             close = close or b"close" in options
+        elif key == b"host":
+            hosts += 1
         elif key == b"authorization":
             if authorization_seen:
                 return None
@@ -162,6 +165,8 @@ def parse_head(head: bytes, *, max_body: int, root_routes: bool) -> _Head | None
                 token = credentials.strip(b" \t").decode("ascii", "replace") or None
         else:  # transfer-encoding, expect, upgrade: aiohttp's to handle
             return None
+    if hosts != 1:
+        return None  # HTTP/1.1 wants exactly one Host; aiohttp answers 400 without
     if length is None or length > max_body:
         return None  # aiohttp answers 411 or 413 in its own words
     return _Head(

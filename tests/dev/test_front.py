@@ -95,6 +95,8 @@ def test_root_routes_only_when_the_server_has_a_root_database() -> None:
         ((b"Connection: keep-alive", b"Expect: 100-continue"), "Expect"),
         ((b"Connection: keep-alive", b"Upgrade: websocket"), "Upgrade"),
         ((b"Connection: keep-alive", b"Authorization: Bearer x"), "two Authorization headers"),
+        ((b"Host: 127.0.0.1:8080\r\n", b""), "no Host"),
+        ((b"Connection: keep-alive", b"Host: y"), "two Host headers"),
     ],
 )
 def test_anything_else_is_left_to_aiohttp(change: tuple[bytes, bytes], why: str) -> None:
@@ -294,7 +296,8 @@ async def test_errors_answer_in_json(server: Server) -> None:
     wire = await Wire.open(server)
     body = b'{"baton": null, "requests": [{"type": "nonsense"}]}'
     wire.writer.write(
-        b"POST /db/main/v2/pipeline HTTP/1.1\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+        b"POST /db/main/v2/pipeline HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s"
+        % (len(body), body)
     )
     status, headers, answer = await wire.response()
     assert status == 400
