@@ -637,6 +637,8 @@ def _reset(conn: apsw.Connection, facts: PipelineFacts) -> bool:
         return False
     try:
         roll_back(conn)
+        # The next client's last_insert_rowid() starts at 0, as on a new connection.
+        conn.set_last_insert_rowid(0)
         if facts.touches_temp:
             temporary = conn.execute("SELECT count(*) FROM temp.sqlite_master").get
             return bool(temporary == 0)  # temp tables, views or triggers must not leak

@@ -96,3 +96,10 @@ async def test_many_concurrent_one_shots_share_a_bounded_set_of_connections(
     assert answers == [[n] for n in range(40)]
     # At most eight at once per database: more would only contend for the GIL.
     assert 1 <= server.state.idle_connections <= 8
+
+
+async def test_the_next_client_does_not_see_the_last_ones_rowid(server: Server) -> None:
+    await one_shot(server, "CREATE TABLE t (x)")
+    await one_shot(server, "INSERT INTO t VALUES (1)", "INSERT INTO t VALUES (2)")
+    assert server.state.idle_connections == 1  # the same connection serves the next
+    assert await one_shot(server, "SELECT last_insert_rowid()") == [0]
