@@ -3,7 +3,7 @@
     python -m bench.engine [--seconds 2] [--dir /dev/shm]
 
 The server's per-request work on one connection, with no HTTP and no thread hand-off:
-the statement functions on Python's ``sqlite3`` (``per_user_db._transports._sqlite``,
+the statement functions on Python's ``sqlite3`` (``per_user_db._transports._hrana_sqlite``,
 which the server ran before APSW) beside the APSW ones (``per_user_db.dev._engine``),
 each connection under the guard's authorizer. Rows, in microseconds per operation
 (lower is better), and the ratio ``sqlite3 / APSW`` (above 1: APSW is faster):
@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING
 
 import apsw
 
-from per_user_db._transports import _sqlite
+from per_user_db._transports import _hrana_sqlite, _sqlite
 from per_user_db.core._hrana import CloseRequest, ExecuteRequest, Stmt
 from per_user_db.dev import _engine
 from per_user_db.dev._guard import _authorizer
@@ -68,7 +68,7 @@ def sqlite3_run_and_reset(
     conn: sqlite3.Connection, requests: tuple[StreamRequest, ...]
 ) -> tuple[tuple[StreamResult, ...], bool]:
     """The server's one-shot job as it was on ``sqlite3``."""
-    ran = _sqlite.run_stream_requests(conn, requests, {}, version=3)
+    ran = _hrana_sqlite.run_stream_requests(conn, requests, {}, version=3)
     if conn.in_transaction:
         conn.rollback()
     conn.execute("PRAGMA foreign_keys = ON")
@@ -122,7 +122,7 @@ def main(seconds: float, folder: Path | None) -> None:
 
         def both(stmt: Stmt) -> dict[str, Callable[[], object]]:
             return {
-                "sqlite3": lambda: _sqlite.execute_stmt(old, stmt).unwrap(),
+                "sqlite3": lambda: _hrana_sqlite.execute_stmt(old, stmt).unwrap(),
                 "apsw": lambda: _engine.execute_stmt(new, stmt).unwrap(),
             }
 

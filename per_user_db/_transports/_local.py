@@ -31,7 +31,8 @@ from ..core._hrana import (
     StreamOk,
 )
 from ._base import DatabaseError
-from ._sqlite import SqliteWorker, run_stream_requests
+from ._hrana_sqlite import run_stream_requests
+from ._sqlite import SqliteWorker
 
 T = TypeVar("T")
 

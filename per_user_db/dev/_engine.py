@@ -15,7 +15,7 @@ It also keeps each connection's compiled statements (APSW's statement cache), so
 repeated statement is neither parsed nor authorized again.
 
 Batches, conditions and the stream requests are those of
-:class:`~per_user_db._transports._sqlite.HranaEngine`, shared with the client's ``sqlite3``
+:class:`~per_user_db._transports._hrana_sqlite.HranaEngine`, shared with the client's ``sqlite3``
 transport; this module supplies the three functions that touch SQLite
 (:func:`execute_stmt`, :func:`execute_sequence`, :func:`describe_sql`) and the connection
 they run on (:func:`connect`, opened by a
@@ -75,9 +75,8 @@ from typing import TYPE_CHECKING, Final, TypeAlias, cast
 
 import apsw
 
-from per_user_db._transports._sqlite import (
+from per_user_db._transports._hrana_sqlite import (
     HranaEngine,
-    SqliteWorker,
     _bindings,
     _has_statement,
     _is_insert,
@@ -86,6 +85,7 @@ from per_user_db._transports._sqlite import (
     roll_back,
     split_statements,
 )
+from per_user_db._transports._sqlite import SqliteWorker
 from per_user_db.core._hrana import Col, DescribeParam, DescribeResult, HranaError, StmtResult
 from per_user_db.core._result import Err, Ok
 

@@ -21,7 +21,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeAlias
 
-from per_user_db._transports._sqlite import SqliteWorker, roll_back
+from per_user_db._transports._hrana_sqlite import roll_back
+from per_user_db._transports._sqlite import SqliteWorker
 from per_user_db.core._hrana import BatchResponse, HranaError, StreamError, StreamOk
 from per_user_db.core._result import Err, Ok
 from per_user_db.dev._engine import connect

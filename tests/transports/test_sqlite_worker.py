@@ -10,15 +10,14 @@ from typing import TYPE_CHECKING
 import pytest
 
 from bench._stall import least_stall
-from per_user_db._transports._sqlite import (
-    SqliteWorker,
-    WorkerClosedError,
+from per_user_db._transports._hrana_sqlite import (
     describe_sql,
     execute_batch,
     execute_sequence,
     execute_stmt,
     split_statements,
 )
+from per_user_db._transports._sqlite import SqliteWorker, WorkerClosedError
 from per_user_db.core._hrana import (
     Batch,
     BatchStep,
