@@ -5,52 +5,37 @@ answers today: ``POST v2/pipeline``, ``POST v3/pipeline``, ``POST v3/cursor``,
 ``GET health`` and ``GET version`` (the last two also at the root). SQL errors travel
 in-band in 200 responses; HTTP-level errors carry ``{"error": "..."}`` bodies.
 
-This module only translates HTTP to the codec (:mod:`per_user_db.core._hrana`), the
-stream registry (:mod:`._state`) and SQLite (:mod:`._engine`) and back.
+This module maps HTTP onto :mod:`._pipeline` (which answers pipelines, from the front
+door of :mod:`._front` or from aiohttp), serves the cursor route, and runs the server.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import ssl
-import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol, TypeAlias, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
-import anyio
-import apsw
 from aiohttp import web
 
 from per_user_db.core._hrana import (
-    BatchRequest,
-    BatchResponse,
     BatchResult,
-    CloseRequest,
     CursorErrorEntry,
     CursorHeader,
-    ExecuteRequest,
-    HranaError,
-    PipelineResponse,
     ProtocolError,
     RowEntry,
-    SequenceRequest,
     StepBeginEntry,
     StepEndEntry,
     StepErrorEntry,
-    StreamError,
-    StreamOk,
     decode_cursor_request,
-    decode_pipeline_request,
     encode_cursor_entry,
     encode_cursor_header,
-    encode_pipeline_response,
 )
 from per_user_db.core._result import Err, Ok
-from per_user_db.dev._engine import execute_batch, run_stream_request, run_stream_requests
+from per_user_db.dev._engine import execute_batch
 from per_user_db.dev._front import (
     FrontDoor,
     PipelineCall,
@@ -58,25 +43,22 @@ from per_user_db.dev._front import (
     is_front_door_safe,
     sweep_forever,
 )
-from per_user_db.dev._inline import (
-    INLINE_BUDGET,
-    INLINE_VALUE,
-    PipelineFacts,
-    argument_shape,
-    inspect,
+from per_user_db.dev._pipeline import (
+    Reply,
+    acquire_stream,
+    answer_pipeline,
+    authorized,
+    baton_still_current,
+    dropped_if_cancelled,
+    refusal,
 )
 from per_user_db.dev._state import (
-    DATABASE_NAME,
     ROOT_NAME,
     Access,
     ProtocolServerState,
     Stream,
-    StreamRefusal,
     allow_all,
     explain_batch,
-    explain_refusals,
-    roll_back,
-    transaction_timed_out,
 )
 from per_user_db.dev._websocket import add_websocket_route
 
@@ -84,8 +66,6 @@ if TYPE_CHECKING:
     import os
     from collections.abc import AsyncIterator, Awaitable, Callable
 
-    from per_user_db.core._hrana import StreamRequest, StreamResult
-    from per_user_db.dev._engine import ServerWorker
     from per_user_db.dev._state import Authorize
 
 __all__ = [
@@ -100,7 +80,6 @@ __all__ = [
 ]
 
 _log = logging.getLogger(__name__)
-_T = TypeVar("_T")
 
 SERVER_VERSION = "per-user-db dev server (Hrana over HTTP 2 and 3)"
 
@@ -278,8 +257,8 @@ async def serve(
 
 def _front_door_answer(
     state: ProtocolServerState, latency: Callable[[], float] | None
-) -> Callable[[PipelineCall], Awaitable[_Reply]]:
-    async def answer(call: PipelineCall) -> _Reply:
+) -> Callable[[PipelineCall], Awaitable[Reply]]:
+    async def answer(call: PipelineCall) -> Reply:
         name = call.database or ROOT_NAME
         state.counts.record(f"v{call.version}/pipeline", name)
         if latency is not None and (delay := latency()) > 0:
@@ -320,22 +299,11 @@ async def _reap_forever(state: ProtocolServerState, interval: float) -> None:
 # --- HTTP plumbing -------------------------------------------------------------------------
 
 
-_Reply: TypeAlias = tuple[int, bytes]
-"""An HTTP status and its JSON body, for the front door and aiohttp alike."""
-
-
-def _refusal(status: int, message: str, code: str | None = None) -> _Reply:
-    body: dict[str, str] = {"error": message}
-    if code is not None:
-        body["code"] = code
-    return status, json.dumps(body).encode()
-
-
 def _error(status: int, message: str, code: str | None = None) -> web.Response:
-    return _response(_refusal(status, message, code))
+    return _response(refusal(status, message, code))
 
 
-def _response(reply: _Reply) -> web.Response:
+def _response(reply: Reply) -> web.Response:
     status, body = reply
     return web.Response(status=status, body=body, content_type="application/json")
 
@@ -375,59 +343,6 @@ async def _version(request: web.Request) -> web.Response:
     return web.Response(text=SERVER_VERSION)
 
 
-async def _authorized(
-    state: ProtocolServerState, name: str, token: str | None
-) -> tuple[str, Access] | _Reply:
-    if not DATABASE_NAME.match(name):
-        return _refusal(404, f"no database named {name!r} (names are 1-64 of a-z, 0-9, '-')")
-    access = await state.authorize(token, name)
-    if access is None:
-        return _refusal(401, f"the token does not grant access to database {name!r}")
-    return name, access
-
-
-async def _acquire(
-    state: ProtocolServerState, baton: str | None, database: str, access: Access
-) -> Stream | _Reply:
-    """The stream a request continues (or a new one), or the HTTP error to answer with."""
-    now = asyncio.get_running_loop().time()
-    if baton is None:
-        if not state.database_exists(database) and not state.create_on_demand:
-            return _refusal(404, f"database {database!r} does not exist")
-        match await state.open_stream(database, access, now):
-            case Ok(stream):
-                return stream
-            case Err(error):
-                status = 404 if error.code == "NOT_FOUND" else 503
-                return _refusal(status, error.message, error.code)
-    found = state.find_stream(baton, database, now)
-    await state.close_pending()
-    match found:
-        case StreamRefusal.EXPIRED:
-            return _refusal(
-                400,
-                f"the stream expired after {state.stream_idle_timeout:g} s idle; "
-                "open a new stream (baton null)",
-                "STREAM_EXPIRED",
-            )
-        case StreamRefusal.UNKNOWN | StreamRefusal.OTHER_DATABASE:
-            return _refusal(
-                400,
-                "unknown baton: it names no open stream of this database "
-                "(a baton is good for one request only)",
-                "BATON_INVALID",
-            )
-        case Stream() as stream:
-            if stream.access is Access.READ_WRITE and access is Access.READ_ONLY:
-                return _refusal(403, "a read-only token cannot continue a read-write stream")
-            return stream
-
-
-def _baton_still_current(stream: Stream, baton: str | None) -> bool:
-    # Two requests may race with the same baton; only the first to take the lock wins.
-    return not stream.closed and (baton is None or stream.baton == baton)
-
-
 # --- pipeline ------------------------------------------------------------------------------
 
 
@@ -460,248 +375,22 @@ _M = TypeVar("_M", bound=_Batoned)
 
 async def _stream_for(
     request: web.Request, decode: Callable[[bytes], _M], what: str
-) -> tuple[Stream, _M] | _Reply:
+) -> tuple[Stream, _M] | Reply:
     """Authorize, decode the body, and find (or open) the stream its baton names."""
     state = request.app[PROTOCOL_STATE]
     name = request.match_info.get("name", ROOT_NAME)  # the root routes of root_database
-    authorized = await _authorized(state, name, _bearer_token(request))
-    if isinstance(authorized[1], bytes):
-        return authorized
-    database, access = authorized
+    granted = await authorized(state, name, _bearer_token(request))
+    if isinstance(granted[1], bytes):
+        return granted
+    database, access = granted
     try:
         message = decode(await request.read())
     except ProtocolError as exc:
-        return _refusal(400, f"malformed {what} request: {exc}", "PROTOCOL_ERROR")
-    acquired = await _acquire(state, message.baton, database, access)
+        return refusal(400, f"malformed {what} request: {exc}", "PROTOCOL_ERROR")
+    acquired = await acquire_stream(state, message.baton, database, access)
     if not isinstance(acquired, Stream):
         return acquired
     return acquired, message
-
-
-async def answer_pipeline(state: ProtocolServerState, call: PipelineCall) -> _Reply:
-    """The status and JSON body answering a pipeline request (both HTTP paths)."""
-    authorized = await _authorized(state, call.database or ROOT_NAME, call.token)
-    if isinstance(authorized[1], bytes):
-        return authorized
-    database, access = authorized
-    try:
-        pipeline = decode_pipeline_request(call.body)
-    except ProtocolError as exc:
-        return _refusal(400, f"malformed pipeline request: {exc}", "PROTOCOL_ERROR")
-    requests = pipeline.requests
-    version = call.version
-    if pipeline.baton is None and requests and isinstance(requests[-1], CloseRequest):
-        return await _one_shot(state, database, access, requests, version)
-    acquired = await _acquire(state, pipeline.baton, database, access)
-    if not isinstance(acquired, Stream):
-        return acquired
-    stream = acquired
-    async with stream.lock:
-        if not _baton_still_current(stream, pipeline.baton):
-            return _refusal(400, "unknown baton: it was already used", "BATON_INVALID")
-        # The server rolled the stream's transaction back since its last request: the
-        # next program (execute, batch or sequence) fails with TRANSACTION_TIMEOUT, as
-        # on sqld (connection_core.rs, forced_rollback); everything else runs.
-        timed_out: int | None = None
-        if stream.transaction_timed_out:
-            timed_out = next((i for i, r in enumerate(requests) if _is_program(r)), None)
-            stream.transaction_timed_out = timed_out is None
-        error = transaction_timed_out(state.transaction_timeout)
-        # One job on the stream's thread for the whole pipeline: one hop, not one per
-        # request; it also says whether a transaction is left open.
-        async with _dropped_if_cancelled(state, stream):
-            ran, in_transaction = await stream.worker.run(
-                lambda conn: (
-                    _run_stream(conn, requests, stream.stored_sql, version, timed_out, error),
-                    conn.in_transaction,
-                )
-            )
-        stream.ran(in_transaction=in_transaction, now=asyncio.get_running_loop().time())
-        results = [explain_refusals(stream.access, stream.database, r) for r in ran]
-        if requests and isinstance(requests[-1], CloseRequest):
-            await state.close_stream(stream)
-            next_baton = None
-        else:
-            next_baton = state.rotate_baton(stream, asyncio.get_running_loop().time())
-    body = encode_pipeline_response(
-        PipelineResponse(baton=next_baton, base_url=None, results=tuple(results))
-    )
-    return 200, body
-
-
-async def _one_shot(
-    state: ProtocolServerState,
-    database: str,
-    access: Access,
-    requests: tuple[StreamRequest, ...],
-    version: int,
-) -> _Reply:
-    """A pipeline that opens its stream and closes it in one request, which is what
-    clients send for a plain query: no baton, no stream to register, and a connection
-    borrowed from the idle ones of its database. It runs on the event loop's thread
-    when it can be run again (see :mod:`._inline`), else on the connection's worker."""
-    match await state.borrow(database, access):
-        case Ok(worker):
-            pass
-        case Err(error):
-            status = 404 if error.code == "NOT_FOUND" else 503
-            return _refusal(status, error.message, error.code)
-    facts = inspect(requests)
-    reusable = False
-    try:
-        done = _run_inline(state, worker, requests, facts, version)
-        if done is None:
-            ran, reusable, seconds = await worker.run(
-                lambda conn: _fresh_then_run(conn, requests, version, facts)
-            )
-            if facts.restartable:
-                state.fast_pipelines.note((facts.key, argument_shape(requests)), seconds)
-        else:
-            ran, reusable = done
-    finally:
-        unwanted = state.take_back(
-            database, access, worker, reusable=reusable, now=asyncio.get_running_loop().time()
-        )
-        if unwanted is not None:
-            # Cancelled (the client left) or failed: the interrupted connection is closed.
-            with anyio.CancelScope(shield=True):
-                await unwanted.close()
-    results = tuple(explain_refusals(access, database, result) for result in ran)
-    body = encode_pipeline_response(PipelineResponse(baton=None, base_url=None, results=results))
-    return 200, body
-
-
-def _run_inline(
-    state: ProtocolServerState,
-    worker: ServerWorker,
-    requests: tuple[StreamRequest, ...],
-    facts: PipelineFacts,
-    version: int,
-) -> tuple[tuple[StreamResult, ...], bool] | None:
-    """The pipeline's results, and whether its connection may be kept, if it ran here,
-    on the loop's thread, within the budget; None if it must run on the worker (it ran
-    not at all, or was interrupted or met a lock, and nothing it did remains)."""
-    if not state.inline or not facts.restartable or not worker.idle:
-        return None
-    memo_key = (facts.key, argument_shape(requests))
-    if memo_key not in state.fast_pipelines:
-        return None
-
-    def job(conn: apsw.Connection) -> tuple[tuple[StreamResult, ...], bool] | None:
-        results: list[StreamResult] = []
-        stored: dict[int, str] = {}
-        # One SQLite instruction may take time in proportion to the values it works on
-        # (instr, replace, LIKE over stored texts), and the budget is only checked
-        # between instructions: inline, no value may be longer than INLINE_VALUE.
-        longest = conn.limit(apsw.SQLITE_LIMIT_LENGTH, INLINE_VALUE)
-        try:
-            for request in requests:
-                result = run_stream_request(conn, request, stored, version=version)
-                results.append(result)
-                if _failed_with(result, _STOPPED_INLINE):
-                    return None  # interrupted, met a lock or a long value: nothing after
-        finally:
-            conn.limit(apsw.SQLITE_LIMIT_LENGTH, longest)
-        # Done and kept: an interrupt during the reset must not undo the answer.
-        conn.set_progress_handler(None, 0)
-        return tuple(results), _reset(conn, facts)
-
-    started = time.perf_counter()
-    outcome = worker.run_inline(job, budget=INLINE_BUDGET)
-    if outcome is None:
-        state.fast_pipelines.note(memo_key, float("inf"))  # to a worker from now on
-    else:  # it may have finished over the budget, inside one long instruction
-        state.fast_pipelines.note(memo_key, time.perf_counter() - started)
-    return outcome
-
-
-def _fresh_then_run(
-    conn: apsw.Connection,
-    requests: tuple[StreamRequest, ...],
-    version: int,
-    facts: PipelineFacts,
-) -> tuple[tuple[StreamResult, ...], bool, float]:
-    """On the worker: the results, whether the connection may be kept, and the seconds
-    the SQL took (which decide whether the same SQL may run inline next time)."""
-    roll_back(conn)  # what an interrupted inline attempt may have left open
-    started = time.perf_counter()
-    results = run_stream_requests(conn, requests, {}, version=version)
-    seconds = time.perf_counter() - started
-    return results, _reset(conn, facts), seconds
-
-
-def _reset(conn: apsw.Connection, facts: PipelineFacts) -> bool:
-    """Leave the connection as a new one is; False if it must not serve another
-    pipeline (it may carry a pragma's setting, or the reset failed)."""
-    if facts.touches_pragmas:
-        return False
-    try:
-        roll_back(conn)
-        # The next client's last_insert_rowid() starts at 0, as on a new connection.
-        conn.set_last_insert_rowid(0)
-        if facts.touches_temp:
-            temporary = conn.execute("SELECT count(*) FROM temp.sqlite_master").get
-            return bool(temporary == 0)  # temp tables, views or triggers must not leak
-    except apsw.Error:
-        return False
-    return True
-
-
-def _failed_with(result: StreamResult, codes: frozenset[str]) -> bool:
-    match result:
-        case StreamError(error=error):
-            return error.code in codes
-        case StreamOk(response=BatchResponse(result=batch)):
-            return any(e is not None and e.code in codes for e in batch.step_errors)
-        case _:
-            return False
-
-
-_STOPPED_INLINE = frozenset(
-    {"SQLITE_INTERRUPT", "SQLITE_BUSY", "SQLITE_BUSY_SNAPSHOT", "SQLITE_LOCKED", "SQLITE_TOOBIG"}
-)
-
-
-def _is_program(request: StreamRequest) -> bool:
-    return isinstance(request, ExecuteRequest | BatchRequest | SequenceRequest)
-
-
-def _run_stream(
-    conn: apsw.Connection,
-    requests: tuple[StreamRequest, ...],
-    stored: dict[int, str],
-    version: int,
-    timed_out: int | None,
-    error: HranaError,
-) -> tuple[StreamResult, ...]:
-    """Run a stream's pipeline; request ``timed_out`` (if any) fails instead, each of its
-    steps if it is a batch."""
-    if timed_out is None:
-        return run_stream_requests(conn, requests, stored, version=version)
-    results: list[StreamResult] = []
-    for index, request in enumerate(requests):
-        if index != timed_out:
-            results.append(run_stream_request(conn, request, stored, version=version))
-        elif isinstance(request, BatchRequest):
-            steps = len(request.batch.steps)
-            failed = BatchResult(step_results=(None,) * steps, step_errors=(error,) * steps)
-            results.append(StreamOk(response=BatchResponse(result=failed)))
-        else:
-            results.append(StreamError(error=error))
-    return tuple(results)
-
-
-@contextlib.asynccontextmanager
-async def _dropped_if_cancelled(state: ProtocolServerState, stream: Stream) -> AsyncIterator[None]:
-    """The client went away (or the server is stopping) while the stream's SQL ran: the
-    cancellation interrupted the statement, and nobody holds the next baton, so the
-    stream, and any transaction on it, go now rather than at its idle expiry."""
-    try:
-        yield
-    except asyncio.CancelledError:
-        with anyio.CancelScope(shield=True):
-            await state.close_stream(stream)
-        raise
 
 
 # --- cursor --------------------------------------------------------------------------------
@@ -714,11 +403,11 @@ async def _cursor(request: web.Request) -> web.StreamResponse:
     stream, cursor = found
     state = request.app[PROTOCOL_STATE]
     async with stream.lock:
-        if not _baton_still_current(stream, cursor.baton):
+        if not baton_still_current(stream, cursor.baton):
             return _error(400, "unknown baton: it was already used", "BATON_INVALID")
         stored = dict(stream.stored_sql)
         batch = cursor.batch
-        async with _dropped_if_cancelled(state, stream):
+        async with dropped_if_cancelled(state, stream):
             ran, in_transaction = await stream.worker.run(
                 lambda conn: (execute_batch(conn, batch, stored), conn.in_transaction)
             )
