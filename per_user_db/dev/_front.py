@@ -29,7 +29,7 @@ import asyncio
 import contextlib
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final, TypeVar, cast
 
 if TYPE_CHECKING:
@@ -96,8 +96,8 @@ class PipelineCall:
     database: str | None
     """The ``/db/<name>/`` of the path; None for the root routes."""
     version: int
-    token: str | None
-    """The bearer token of the ``Authorization`` header."""
+    token: str | None = field(repr=False)
+    """The bearer token of the ``Authorization`` header (never in a repr)."""
     body: bytes
     close: bool
     """The client asked for ``Connection: close``."""
@@ -107,7 +107,7 @@ class PipelineCall:
 class _Head:
     database: str | None
     version: int
-    token: str | None
+    token: str | None = field(repr=False)
     length: int
     close: bool
 
@@ -141,10 +141,10 @@ def parse_head(head: bytes, *, max_body: int, root_routes: bool) -> _Head | None
     authorization_seen = False
     hosts = 0
     close = False
-    for field in _FIELDS.finditer(fields.lower()):
-        end = fields.find(b"\r\n", field.end())
-        value = fields[field.end() : None if end < 0 else end].strip(b" \t")
-        key = field.group(1)
+    for found in _FIELDS.finditer(fields.lower()):
+        end = fields.find(b"\r\n", found.end())
+        value = fields[found.end() : None if end < 0 else end].strip(b" \t")
+        key = found.group(1)
         if key == b"content-length":
             if length is not None or not value.isdigit() or len(value) > _MAX_LENGTH_DIGITS:
                 return None

@@ -367,3 +367,13 @@ async def test_a_client_that_never_reads_cannot_make_the_server_buffer_without_b
         server.close()
         await server.wait_closed()
         await asyncio.sleep(0.01)  # the transports finish closing
+
+
+def test_a_token_never_shows_in_a_repr() -> None:
+    token = "eyJhbGciOiJFZERTQSJ9.secret-payload.secret-signature"
+    head = parse(HEAD.replace(b"abc.DEF-123", token.encode()))
+    assert head is not None
+    assert head.token == token
+    call = _front.PipelineCall(database="alice", version=2, token=token, body=b"", close=False)
+    assert "secret" not in repr(head)
+    assert "secret" not in repr(call)
