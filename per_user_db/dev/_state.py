@@ -263,14 +263,9 @@ class ProtocolServerState:
         if idle:
             self._lent += 1
             return Ok(idle.pop()[1])
-        if len(self._streams) + self._lent >= self.max_streams:
-            return Err(_too_many_streams(self.max_streams))
-        if not self.database_exists(database):
-            if not self.create_on_demand:
-                return Err(
-                    HranaError(message=f"database {database!r} does not exist", code="NOT_FOUND")
-                )
-            await self.create_database(database)
+        refused = await self._room_for(database)
+        if refused is not None:
+            return Err(refused)
         self._lent += 1
         try:
             return Ok(await self.open_worker(database, access))
@@ -328,20 +323,26 @@ class ProtocolServerState:
         self, database: str, access: Access, now: float
     ) -> Ok[Stream] | Err[HranaError]:
         """Open a stream on an existing (or, with ``create_on_demand``, new) database."""
-        if len(self._streams) + self._lent >= self.max_streams:
-            return Err(_too_many_streams(self.max_streams))
-        if not self.database_exists(database):
-            if not self.create_on_demand:
-                return Err(
-                    HranaError(message=f"database {database!r} does not exist", code="NOT_FOUND")
-                )
-            await self.create_database(database)
+        refused = await self._room_for(database)
+        if refused is not None:
+            return Err(refused)
         worker = await self.open_worker(database, access)
         stream = Stream(
             database=database, access=access, worker=worker, baton=_new_baton(), last_used=now
         )
         self._streams[stream.baton] = stream
         return Ok(stream)
+
+    async def _room_for(self, database: str) -> HranaError | None:
+        """Why no connection may be opened to ``database`` now (too many open, or no such
+        database), or None; creates it first with ``create_on_demand``."""
+        if len(self._streams) + self._lent >= self.max_streams:
+            return _too_many_streams(self.max_streams)
+        if not self.database_exists(database):
+            if not self.create_on_demand:
+                return HranaError(message=f"database {database!r} does not exist", code="NOT_FOUND")
+            await self.create_database(database)
+        return None
 
     async def open_worker(self, database: str, access: Access) -> ServerWorker:
         """A connection to ``database`` for a client, under the guard of :mod:`._guard`
