@@ -73,6 +73,7 @@ if TYPE_CHECKING:
     from per_user_db.core._hrana import Cond, StreamRequest, StreamResponse, StreamResult
 
 __all__ = [
+    "NO_STATEMENT",
     "SQLITE3",
     "HranaEngine",
     "describe_sql",
@@ -86,6 +87,7 @@ __all__ = [
     "run_stream_request",
     "run_stream_requests",
     "split_statements",
+    "statement_sql",
 ]
 
 _T = TypeVar("_T")
@@ -154,19 +156,31 @@ def _bindings(stmt: Stmt) -> tuple[Value, ...] | dict[str, Value]:
     return {name.lstrip(":@$"): value for name, value in stmt.named_args}
 
 
-def execute_stmt(
-    conn: sqlite3.Connection, stmt: Stmt, stored: Mapping[int, str] | None = None
-) -> Ok[StmtResult] | Err[HranaError]:
-    """Run one statement; call it inside :meth:`SqliteWorker.run`."""
+NO_STATEMENT = HranaError(
+    message="SQL string does not contain any statement", code="SQL_NO_STATEMENT"
+)
+
+
+def statement_sql(stmt: Stmt, stored: Mapping[int, str] | None) -> Ok[str] | Err[HranaError]:
+    """The SQL a statement runs (its text, or the text stored under its id), if that
+    holds a statement: the start of ``execute_stmt`` on either engine."""
     match resolve_sql(stmt.sql, stmt.sql_id, stored or {}):
         case Err() as missing:
             return missing
         case Ok(sql):
             pass
-    if not _has_statement(sql):
-        return Err(
-            HranaError(message="SQL string does not contain any statement", code="SQL_NO_STATEMENT")
-        )
+    return Ok(sql) if _has_statement(sql) else Err(NO_STATEMENT)
+
+
+def execute_stmt(
+    conn: sqlite3.Connection, stmt: Stmt, stored: Mapping[int, str] | None = None
+) -> Ok[StmtResult] | Err[HranaError]:
+    """Run one statement; call it inside :meth:`SqliteWorker.run`."""
+    match statement_sql(stmt, stored):
+        case Err() as refused:
+            return refused
+        case Ok(sql):
+            pass
     started = time.perf_counter()
     changes_before = conn.total_changes
     try:
@@ -260,9 +274,7 @@ def describe_sql(conn: sqlite3.Connection, sql: str) -> Ok[DescribeResult] | Err
     """
     scan = _scan(sql)
     if not scan.keywords:
-        return Err(
-            HranaError(message="SQL string does not contain any statement", code="SQL_NO_STATEMENT")
-        )
+        return Err(NO_STATEMENT)
     params = tuple(DescribeParam(name=name) for name in scan.params)
     nulls = _null_bindings(scan.params)
     first = scan.keywords[0]

@@ -76,14 +76,15 @@ from typing import TYPE_CHECKING, Final, TypeAlias, cast
 import apsw
 
 from per_user_db._transports._hrana_sqlite import (
+    NO_STATEMENT,
     HranaEngine,
     _bindings,
     _has_statement,
     _is_insert,
     _scan,
-    resolve_sql,
     roll_back,
     split_statements,
+    statement_sql,
 )
 from per_user_db._transports._sqlite import SqliteWorker
 from per_user_db.core._hrana import Col, DescribeParam, DescribeResult, HranaError, StmtResult
@@ -204,9 +205,6 @@ def _args_invalid(detail: str) -> HranaError:
     )
 
 
-_NO_STATEMENT = HranaError(
-    message="SQL string does not contain any statement", code="SQL_NO_STATEMENT"
-)
 _MANY_STATEMENTS = HranaError(
     message="SQL string contains more than one statement; use a batch or a sequence for several",
     code="SQL_MANY_STATEMENTS",
@@ -281,13 +279,11 @@ def execute_stmt(
     conn: apsw.Connection, stmt: Stmt, stored: Mapping[int, str] | None = None
 ) -> Ok[StmtResult] | Err[HranaError]:
     """Run one statement; call it inside ``SqliteWorker.run``."""
-    match resolve_sql(stmt.sql, stmt.sql_id, stored or {}):
-        case Err() as missing:
-            return missing
+    match statement_sql(stmt, stored):
+        case Err() as refused:
+            return refused
         case Ok(sql):
             pass
-    if not _has_statement(sql):
-        return Err(_NO_STATEMENT)
     started = time.perf_counter()
     changes_before = conn.total_changes()
     ran = _run(conn, sql, _bindings(stmt))
@@ -334,7 +330,7 @@ def describe_sql(conn: apsw.Connection, sql: str) -> Ok[DescribeResult] | Err[Hr
     """
     statements = split_statements(sql)
     if not statements:
-        return Err(_NO_STATEMENT)
+        return Err(NO_STATEMENT)
     if len(statements) > 1:
         return Err(_MANY_STATEMENTS)
     params = _scan(statements[0]).params
@@ -364,7 +360,7 @@ def describe_sql(conn: apsw.Connection, sql: str) -> Ok[DescribeResult] | Err[Hr
         if not hasattr(exc, "result"):
             raise
         return Err(hrana_error_from_apsw(exc, compiling=True))
-    return Ok(described[0]) if described else Err(_NO_STATEMENT)
+    return Ok(described[0]) if described else Err(NO_STATEMENT)
 
 
 APSW: HranaEngine[apsw.Connection] = HranaEngine(
