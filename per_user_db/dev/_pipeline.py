@@ -56,7 +56,7 @@ from per_user_db.dev._state import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
+    from collections.abc import AsyncIterator, Hashable
 
     from per_user_db.core._hrana import StreamRequest, StreamResult
     from per_user_db.dev._engine import ServerWorker
@@ -206,15 +206,17 @@ async def _one_shot(
             status = 404 if error.code == "NOT_FOUND" else 503
             return refusal(status, error.message, error.code)
     facts = inspect(requests)
+    # What FastPipelines knows the pipeline by: its SQL and the sizes of its arguments.
+    memo_key = (facts.key, argument_shape(requests)) if facts.restartable else None
     reusable = False
     try:
-        done = _run_inline(state, worker, requests, facts, version)
+        done = _run_inline(state, worker, requests, facts, memo_key, version)
         if done is None:
             ran, reusable, seconds = await worker.run(
                 lambda conn: _fresh_then_run(conn, requests, version, facts)
             )
-            if facts.restartable:
-                state.fast_pipelines.note((facts.key, argument_shape(requests)), seconds)
+            if memo_key is not None:
+                state.fast_pipelines.note(memo_key, seconds)
         else:
             ran, reusable = done
     finally:
@@ -235,15 +237,15 @@ def _run_inline(
     worker: ServerWorker,
     requests: tuple[StreamRequest, ...],
     facts: PipelineFacts,
+    memo_key: Hashable | None,
     version: int,
 ) -> tuple[tuple[StreamResult, ...], bool] | None:
     """The pipeline's results, and whether its connection may be kept, if it ran here,
     on the loop's thread, within the budget; None if it must run on the worker (it ran
     not at all, or was interrupted or met a lock, and nothing it did remains)."""
-    if not state.inline or not facts.restartable or not worker.idle:
-        return None
-    memo_key = (facts.key, argument_shape(requests))
-    if memo_key not in state.fast_pipelines:
+    if not state.inline or memo_key is None or memo_key not in state.fast_pipelines:
+        return None  # never inline, or not known to be fast: to the worker, which times it
+    if not worker.idle:
         return None
 
     def job(conn: apsw.Connection) -> tuple[tuple[StreamResult, ...], bool] | None:
